@@ -1,0 +1,2 @@
+namespace Gateway.Icap;
+internal static class Placeholder {}
