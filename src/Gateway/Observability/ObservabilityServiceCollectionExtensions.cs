@@ -1,0 +1,10 @@
+namespace Gateway.Observability;
+
+internal static class ObservabilityServiceCollectionExtensions
+{
+    public static IServiceCollection AddGatewayObservability(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<GatewayTelemetryHost>();
+        return services;
+    }
+}
