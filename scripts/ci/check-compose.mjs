@@ -12,6 +12,7 @@ let errors = 0;
 const fail = (file, message) => { console.error(`${file}: ${message}`); errors++; };
 
 for (const file of process.argv.slice(2)) {
+  const errorsBefore = errors;
   const dir = dirname(resolve(file));
   const doc = YAML.parseDocument(readFileSync(file, "utf8"), { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -53,6 +54,6 @@ for (const file of process.argv.slice(2)) {
       if (!(dep in compose.services) && !overlay) fail(file, `service ${name}: depends_on ${dep}, which is not a service here`);
     }
   }
-  console.log(`${file}: ${Object.keys(compose.services).length} services ok`);
+  if (errors === errorsBefore) console.log(`${file}: ${Object.keys(compose.services).length} services ok`);
 }
 process.exit(errors > 0 ? 1 : 0);
