@@ -178,7 +178,9 @@ internal sealed partial class ConnectTunnelMiddleware
             GatewayTelemetry.ActiveTunnels.Add(1);
             try
             {
-                using var idle = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+                // Not linked to ConnectionClosed: Kestrel signals that on a half-close, and a tunnel must keep relaying
+                // the other direction until that side ends too.
+                using var idle = new CancellationTokenSource();
                 idle.CancelAfter(_settings.Options.TunnelIdleTimeout);
                 var stream = new NetworkStream(socket, ownsSocket: false);
                 var up = PumpUpAsync(connection.Transport.Input, socket, idle, _settings.Options.TunnelIdleTimeout);
