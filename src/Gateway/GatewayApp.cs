@@ -58,6 +58,7 @@ public static class GatewayApp
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ListenerRegistry>();
+        services.AddSingleton<IGatewayConfigValidator, GatewaySectionValidator>();
         services.AddGatewayObservability(builder.Configuration);
         services.AddGatewayProxy(builder.Configuration);
         services.AddGatewayAdmin();
