@@ -2,6 +2,7 @@ using Gateway.Adaptation;
 using Gateway.Admin;
 using Gateway.Caching;
 using Gateway.Configuration;
+using Gateway.IcapHost;
 using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Rules;
@@ -62,6 +63,7 @@ public static class GatewayApp
         services.AddGatewayObservability(builder.Configuration);
         services.AddGatewayProxy(builder.Configuration);
         services.AddGatewayAdmin();
+        services.AddGatewayIcapServer(builder.Configuration);
         services.AddGatewayRules(builder.Configuration);
         services.AddGatewayAdaptation(builder.Configuration);
         services.AddGatewayCache(builder.Configuration);
@@ -80,18 +82,10 @@ public static class GatewayApp
             }
         });
 
-        var app = builder.Build();
+        // Validate the whole configuration at once, before anything is built or bound.
+        ValidateConfiguration(builder.Configuration, services);
 
-        // Validate the whole configuration at once, before anything binds.
-        var errors = new List<ConfigError>();
-        foreach (var validator in app.Services.GetServices<IGatewayConfigValidator>())
-        {
-            validator.Validate(app.Configuration, errors);
-        }
-        if (errors.Count > 0)
-        {
-            throw new GatewayConfigurationException(errors);
-        }
+        var app = builder.Build();
 
         app.Services.GetRequiredService<GatewayTelemetryHost>().Start();
 
@@ -109,5 +103,25 @@ public static class GatewayApp
         app.UseForwardProxy();
         app.MapGatewayReverseProxy();
         return app;
+    }
+
+    /// <summary>
+    /// Runs every registered <see cref="IGatewayConfigValidator"/> (they are stateless, created here without the
+    /// container, which does not exist yet) and throws one exception listing every error.
+    /// </summary>
+    private static void ValidateConfiguration(IConfiguration configuration, IServiceCollection services)
+    {
+        var errors = new List<ConfigError>();
+        foreach (var descriptor in services.Where(d => d.ServiceType == typeof(IGatewayConfigValidator)))
+        {
+            var validator = (IGatewayConfigValidator)(descriptor.ImplementationInstance
+                ?? Activator.CreateInstance(descriptor.ImplementationType
+                    ?? throw new InvalidOperationException("configuration validators must be registered by type or instance"))!);
+            validator.Validate(configuration, errors);
+        }
+        if (errors.Count > 0)
+        {
+            throw new GatewayConfigurationException(errors);
+        }
     }
 }
