@@ -72,6 +72,9 @@ public static class GatewayApp
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            // A proxy streams uploads of any size unless told otherwise (Kestrel's own default is 30 MB).
+            var maxBody = context.Configuration["Kestrel:Limits:MaxRequestBodySize"];
+            kestrel.Limits.MaxRequestBodySize = long.TryParse(maxBody, out var limit) && limit >= 0 ? limit : null;
             var registry = kestrel.ApplicationServices.GetRequiredService<ListenerRegistry>();
             var loader = kestrel.Configure(context.Configuration.GetSection("Kestrel"), reloadOnChange: false);
             loader.Endpoint(ListenerRegistry.Proxy, ep => registry.ConfigureProxy(ep.ListenOptions));

@@ -65,10 +65,13 @@ public sealed class ReverseProxyTests
         Assert.Equal(SHA256.HashData(payload), SHA256.HashData(body));
     }
 
-    [Fact]
-    public async Task Forwards_PostBody()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3 * 1024 * 1024 + 7)]
+    [InlineData(40 * 1024 * 1024)]
+    public async Task Forwards_PostBody(int size)
     {
-        var payload = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 7);
+        var payload = RandomNumberGenerator.GetBytes(size);
         await using var backend = await TestBackend.StartAsync(async ctx =>
         {
             using var ms = new MemoryStream();
@@ -84,6 +87,18 @@ public sealed class ReverseProxyTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("POST", response.Headers.GetValues("X-Method").Single());
         Assert.Equal(SHA256.HashData(payload), await response.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task ConfiguredRequestBodyLimit_IsHonoured()
+    {
+        await using var backend = await TestBackend.StartAsync(async ctx => { await ctx.Request.Body.CopyToAsync(Stream.Null); await ctx.Response.WriteAsync("read"); });
+        await using var gw = await GatewayHost.StartAsync(RouteTo(backend.Uri, new() { ["Kestrel:Limits:MaxRequestBodySize"] = "1000" }));
+        using var client = gw.CreateClient();
+
+        using var response = await client.PostAsync("/upload", new ByteArrayContent(new byte[5000]));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }
 
     [Fact]
