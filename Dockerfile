@@ -1,8 +1,8 @@
 # Gateway container image: reverse + forward proxy, ICAP client/server, disk cache.
 #   docker build -t gateway .
 #   docker run -p 8080:8080 -v gateway-data:/app/data gateway
-# The build stage runs on the build machine's platform: the output is framework-dependent IL, the same
-# for every architecture, so a multi-arch build needs no emulation.
+# The build stage runs on the build machine's platform (the output is framework-dependent IL, the same for
+# every architecture) and the final stage runs no command: a multi-arch build needs no emulation.
 
 FROM --platform=$BUILDPLATFORM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
@@ -15,7 +15,8 @@ COPY src/Gateway/Gateway.csproj src/Gateway/
 RUN dotnet restore src/Gateway/Gateway.csproj
 
 COPY src/ src/
-RUN dotnet publish src/Gateway/Gateway.csproj -c Release -o /app --no-restore -p:UseAppHost=false
+RUN dotnet publish src/Gateway/Gateway.csproj -c Release -o /app --no-restore -p:UseAppHost=false \
+    && mkdir -p /staging/data
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final
 WORKDIR /app
@@ -24,8 +25,9 @@ WORKDIR /app
 COPY --from=build /app ./
 COPY appsettings.json ./
 
-# data/ (the cache, Gateway:Cache:Path = data/cache) is the one place the gateway writes.
-RUN mkdir -p /app/data && chown "$APP_UID:$APP_UID" /app/data
+# data/ (the cache, Gateway:Cache:Path = data/cache) is the one place the gateway writes: owned by "app".
+# (COPY rather than RUN mkdir/chown: this stage runs no command, so a cross-platform build needs no emulation.)
+COPY --from=build --chown=app:app /staging/ ./
 VOLUME /app/data
 
 # In a container the listeners must be reachable from outside the loopback: the proxy already binds

@@ -152,7 +152,9 @@ run_wrk() {
   printf 'bench: %-14s %10s req/s   p50 %8s ms   p99 %8s ms   errors %s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errors[$name]}"
 }
 
-echo "bench: wrk -t$threads -c$connections -d$duration --latency (after a $warmup warm-up), 1 KB body, $(nproc) cores"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
+load_before=$(loadavg)
+echo "bench: wrk -t$threads -c$connections -d$duration --latency (after a $warmup warm-up), 1 KB body, $(nproc) cores, load average $load_before"
 for target in "${targets[@]}"; do
   case "$target" in
     backend) run_wrk backend "$backend/1k.txt" ;;
@@ -169,6 +171,7 @@ done
 
 summary=$(
   echo "proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ): wrk -t$threads -c$connections -d$duration, 1 KB body, $(nproc) cores, $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "load average before: $load_before, after: $(loadavg) (other work on the machine skews every figure)"
   printf '%-14s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
   for target in "${targets[@]}"; do
     printf '%-14s %12s %10s %10s %8s\n' "$target" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" "${errors[$target]}"
