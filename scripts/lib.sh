@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Shared helpers for the repository's scripts (source it). Loopback only.
 
-# free_port: prints a TCP port nobody listens on at 127.0.0.1 (a random one in 20000-59999).
+# free_port: prints a TCP port nobody listens on at 127.0.0.1: a random one below the kernel's ephemeral
+# range (where outgoing connections, and their TIME_WAIT leftovers, take their local ports), from 10000 up.
 free_port() {
-  local port tries=0
+  local port tries=0 low=32768
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  fi
+  [ "$low" -gt 12000 ] || low=32768
   while [ "$tries" -lt 200 ]; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0

@@ -6,9 +6,11 @@
 # and prints requests/s and p99 latency of each and the ratio gateway / plain YARP.
 #
 #   bash tests/bench/proxy/run.sh
-# Environment: BENCH_DURATION (15s), BENCH_WARMUP (5s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# Environment: BENCH_DURATION (15s per run), BENCH_ROUNDS (3: the targets are run in turn, the medians
+#   reported), BENCH_WARMUP (5s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
 #   BENCH_TARGETS ("backend yarp gateway"; also: gateway-log = access log on, to a file;
-#   gateway-cache = cache on, the origin answering Cache-Control: no-store), BENCH_NO_BUILD=1.
+#   gateway-cache = cache on, the origin answering Cache-Control: no-store; gateway-notel = OpenTelemetry SDK
+#   disabled with OTEL_SDK_DISABLED=true), BENCH_NO_BUILD=1.
 # Everything listens on 127.0.0.1, on free ports; the script stops only the processes it started.
 # Results are also written to tests/bench/results/proxy-<time>.txt.
 set -euo pipefail
@@ -20,6 +22,7 @@ source "$repo/scripts/lib.sh"
 duration=${BENCH_DURATION:-15s}
 warmup=${BENCH_WARMUP:-5s}
 connections=${BENCH_CONNECTIONS:-64}
+rounds=${BENCH_ROUNDS:-3}
 threads=${BENCH_THREADS:-2}
 read -r -a targets <<<"${BENCH_TARGETS:-backend yarp gateway}"
 
@@ -85,6 +88,16 @@ backend="http://127.0.0.1:$backend_port"
 # plus these variables), one reverse route to the origin; sets url to its proxy URL. (Not called in $(...):
 # the pid it records must stay in this shell.)
 start_gateway() {
+  local _
+  for _ in 1 2 3; do
+    start_gateway_once "$@" && return 0
+    stop_pid "${pids[-1]}"   # a port taken meanwhile: try others
+  done
+  sed 's/^/  | /' "$work/$1/gateway.log" >&2
+  return 1
+}
+
+start_gateway_once() {
   local name=$1 port admin icap root
   shift
   port=$(free_port); admin=$(free_port); icap=$(free_port)
@@ -105,15 +118,22 @@ start_gateway() {
       dotnet "$gateway_dll" >"$root/gateway.log" 2>&1
   ) &
   pids+=($!)
-  if ! wait_http "http://127.0.0.1:$admin/healthz" "${pids[-1]}" 30; then
-    sed 's/^/  | /' "$root/gateway.log" >&2
-    return 1
-  fi
+  wait_http "http://127.0.0.1:$admin/healthz" "${pids[-1]}" 30 || return 1
   url="http://127.0.0.1:$port"
 }
 
 # start_yarp: the plain YARP app; sets url.
 start_yarp() {
+  local _
+  for _ in 1 2 3; do
+    start_yarp_once && return 0
+    stop_pid "${pids[-1]}"
+  done
+  sed 's/^/  | /' "$work/yarp.log" >&2
+  return 1
+}
+
+start_yarp_once() {
   local port
   port=$(free_port)
   mkdir -p "$work/yarp"
@@ -123,7 +143,7 @@ start_yarp() {
     exec env ASPNETCORE_HTTP_PORTS='' dotnet "$yarp_dll" --urls "http://127.0.0.1:$port" --Backend "$backend/" >"$work/yarp.log" 2>&1
   ) &
   pids+=($!)
-  wait_http "http://127.0.0.1:$port/1k.txt" "${pids[-1]}" 30 || { sed 's/^/  | /' "$work/yarp.log" >&2; return 1; }
+  wait_http "http://127.0.0.1:$port/1k.txt" "${pids[-1]}" 30 || return 1
   url="http://127.0.0.1:$port"
 }
 
@@ -139,48 +159,64 @@ to_ms() {
 }
 
 url=""
-declare -A rps p50 p99 errors
+declare -A urls rps p50 p99 errors
+# run_wrk NAME: one measured wrk run against urls[NAME]; appends its req/s and p50/p99 (ms) to the lists.
 run_wrk() {
-  local name=$1 url=$2 out="$work/wrk-$1.txt"
-  curl -fsS -o /dev/null --noproxy '*' "$url" || { echo "bench: $name: $url does not answer 200" >&2; return 1; }
-  wrk -t"$threads" -c"$connections" -d"$warmup" "$url" >/dev/null
-  wrk -t"$threads" -c"$connections" -d"$duration" --latency "$url" >"$out"
-  rps[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-  p50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-  p99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-  errors[$name]=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
-  printf 'bench: %-14s %10s req/s   p50 %8s ms   p99 %8s ms   errors %s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errors[$name]}"
+  local name=$1 out="$work/wrk-$1.txt" r q50 q99 e
+  wrk -t"$threads" -c"$connections" -d"$duration" --latency "${urls[$name]}" >"$out"
+  r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+  q50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+  q99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+  e=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+  rps[$name]+="$r "; p50[$name]+="$q50 "; p99[$name]+="$q99 "; errors[$name]=$(( ${errors[$name]:-0} + e ))
+  printf 'bench: %-14s %10s req/s   p50 %8s ms   p99 %8s ms   errors %s\n' "$name" "$r" "$q50" "$q99" "$e"
 }
 
+# median "V1 V2 ...": the median of the numbers.
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
-load_before=$(loadavg)
-echo "bench: wrk -t$threads -c$connections -d$duration --latency (after a $warmup warm-up), 1 KB body, $(nproc) cores, load average $load_before"
+
+# Start every target once, check it answers, warm it up.
 for target in "${targets[@]}"; do
   case "$target" in
-    backend) run_wrk backend "$backend/1k.txt" ;;
-    yarp) start_yarp; run_wrk yarp "$url/1k.txt" ;;
-    gateway) start_gateway gateway Gateway__Cache__Enabled=false; run_wrk gateway "$url/1k.txt" ;;
-    gateway-log) start_gateway gateway-log Gateway__Cache__Enabled=false Logging__LogLevel__Gateway.AccessLog=Information
-      run_wrk gateway-log "$url/1k.txt" ;;
-    gateway-cache) start_gateway gateway-cache Gateway__Cache__Enabled=true; run_wrk gateway-cache "$url/nostore/1k.txt" ;;
+    backend) url="$backend/1k.txt" ;;
+    yarp) start_yarp; url+="/1k.txt" ;;
+    gateway) start_gateway gateway Gateway__Cache__Enabled=false; url+="/1k.txt" ;;
+    gateway-log) start_gateway gateway-log Gateway__Cache__Enabled=false Logging__LogLevel__Gateway.AccessLog=Information; url+="/1k.txt" ;;
+    gateway-notel) start_gateway gateway-notel Gateway__Cache__Enabled=false OTEL_SDK_DISABLED=true; url+="/1k.txt" ;;
+    gateway-cache) start_gateway gateway-cache Gateway__Cache__Enabled=true; url+="/nostore/1k.txt" ;;
     *) echo "bench: unknown target $target" >&2; exit 1 ;;
   esac
-  # Stop each proxy after its run: the next one gets both cores.
-  if [ "$target" != backend ]; then stop_pid "${pids[-1]}"; fi
+  urls[$target]=$url
+  curl -fsS -o /dev/null --noproxy '*' "$url" || { echo "bench: $target: $url does not answer 200" >&2; exit 1; }
+  wrk -t"$threads" -c"$connections" -d"$warmup" "$url" >/dev/null
+done
+
+# Rounds interleave the targets, so a change in the machine's load touches all of them alike; the
+# summary gives each target's median.
+load_before=$(loadavg)
+echo "bench: $rounds rounds of wrk -t$threads -c$connections -d$duration --latency per target (after a $warmup warm-up), 1 KB body, $(nproc) cores, load average $load_before"
+for ((round = 1; round <= rounds; round++)); do
+  for target in "${targets[@]}"; do
+    run_wrk "$target"
+  done
 done
 
 summary=$(
-  echo "proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ): wrk -t$threads -c$connections -d$duration, 1 KB body, $(nproc) cores, $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ): medians of $rounds rounds of wrk -t$threads -c$connections -d$duration, 1 KB body, $(nproc) cores, $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "load average before: $load_before, after: $(loadavg) (other work on the machine skews every figure)"
-  printf '%-14s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
+  printf '%-14s %12s %10s %10s %8s   %s\n' target "req/s" "p50 ms" "p99 ms" errors "req/s of each round"
   for target in "${targets[@]}"; do
-    printf '%-14s %12s %10s %10s %8s\n' "$target" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" "${errors[$target]}"
+    printf '%-14s %12s %10s %10s %8s   %s\n' "$target" "$(median "${rps[$target]}")" "$(median "${p50[$target]}")" \
+      "$(median "${p99[$target]}")" "${errors[$target]}" "${rps[$target]}"
   done
   if [ -n "${rps[yarp]:-}" ]; then
     for target in "${targets[@]}"; do
       case "$target" in gateway*)
-        awk -v g="${rps[$target]}" -v y="${rps[yarp]}" -v gp="${p99[$target]}" -v yp="${p99[yarp]}" -v t="$target" \
-          'BEGIN { printf "%s / plain YARP: throughput %.2f, p99 %.2f\n", t, g / y, gp / yp }' ;;
+        awk -v g="$(median "${rps[$target]}")" -v y="$(median "${rps[yarp]}")" \
+          -v gp="$(median "${p99[$target]}")" -v yp="$(median "${p99[yarp]}")" -v t="$target" \
+          'BEGIN { printf "%s / plain YARP: throughput %.2f, p99 latency %.2f\n", t, g / y, gp / yp }' ;;
       esac
     done
   fi
