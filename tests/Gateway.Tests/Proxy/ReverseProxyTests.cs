@@ -102,6 +102,35 @@ public sealed class ReverseProxyTests
     }
 
     [Fact]
+    public async Task Routes_HotReload_WhenAppsettingsChanges()
+    {
+        await using var a = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("A"));
+        await using var b = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("B"));
+        var root = Directory.CreateTempSubdirectory("gw-reload-").FullName;
+        var file = Path.Combine(root, "appsettings.json");
+        static string Settings(Uri destination) => $$"""
+            { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{**all}" } } },
+                                "Clusters": { "c": { "Destinations": { "d": { "Address": "{{destination}}" } } } } } }
+            """;
+        await File.WriteAllTextAsync(file, Settings(a.Uri));
+        await using var gw = await GatewayHost.StartAsync(contentRoot: root);
+        using var client = gw.CreateClient();
+        Assert.Equal("A", await client.GetStringAsync("/"));
+
+        await File.WriteAllTextAsync(file, Settings(b.Uri));
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string seen;
+        do
+        {
+            await Task.Delay(200);
+            seen = await client.GetStringAsync("/");
+        }
+        while (seen != "B" && DateTime.UtcNow < deadline);
+
+        Assert.Equal("B", seen);
+    }
+
+    [Fact]
     public async Task Unmatched_Request_Gets404_WithBody()
     {
         await using var gw = await GatewayHost.StartAsync();
