@@ -391,6 +391,9 @@ internal sealed class IcapServerConnection
 
     private IcapHeaders CommonHeaders(IcapService? service, IcapHeaders? extra, bool close)
     {
+        // A graceful shutdown that arrived during the request closes the connection after this answer.
+        _closeAfterResponse |= _closeRequested;
+        close |= _closeAfterResponse;
         var headers = new IcapHeaders(8);
         if (service is not null) headers.Add("ISTag", service.IsTag);
         headers.Add("Date", HttpDate.Now(_time));
@@ -500,6 +503,7 @@ internal sealed class IcapServerConnection
         if (d.TransferComplete.Count > 0) headers.Add("Transfer-Complete", string.Join(", ", d.TransferComplete));
         headers.Add("Date", HttpDate.Now(_time));
         headers.Add("Server", _options.ServerName);
+        _closeAfterResponse |= _closeRequested;
         if (_closeAfterResponse) headers.Add("Connection", "close");
         IcapWriter.WriteResponseHead(_output, new IcapResponseHead(200, "OK", headers, IcapEncapsulated.NullBody));
         return FlushAsync(cancellationToken);
