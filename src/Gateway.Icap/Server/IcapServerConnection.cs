@@ -16,7 +16,7 @@ namespace Gateway.Icap.Server;
 /// </summary>
 internal sealed class IcapServerConnection
 {
-    private static readonly TimeSpan LingerTime = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan LingerTime = TimeSpan.FromMilliseconds(100);
 
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
