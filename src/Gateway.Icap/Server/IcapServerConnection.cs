@@ -409,6 +409,8 @@ internal sealed class IcapServerConnection
     internal async ValueTask WriteErrorAsync(int status, string? reason, bool close, IcapService? service, IcapHeaders? extra,
         CancellationToken cancellationToken)
     {
+        // Every error answer ends the connection (as c-icap does): some clients (c-icap-client) wait for the close.
+        _closeAfterResponse = true;
         ResponseStarted = true;
         var head = new IcapResponseHead(status, reason ?? IcapRejection.GetReasonPhrase(status), CommonHeaders(service, extra, close || _closeAfterResponse),
             IcapEncapsulated.NullBody);

@@ -193,23 +193,34 @@ public sealed class IcapServerConnectionTests
     }
 
     [Fact]
-    public async Task UnknownService_Is404_AndTheConnectionPersists()
+    public async Task UnknownService_Is404_AfterReadingTheBody_ThenCloses()
     {
         await using var server = new PipeServer();
         await server.Client.SendAsync(IcapRequests.Respmod("nope", "some body"));
         var r = await server.Client.ReadResponseAsync();
         Assert.Equal(404, r.Status);
-        Assert.Null(r.Head.Headers["Connection"]);
-        await server.Client.SendAsync(IcapRequests.Options());
-        Assert.Equal(200, (await server.Client.ReadResponseAsync(IcapMethod.Options)).Status);
+        Assert.Equal("close", r.Head.Headers["Connection"]);
+        Assert.True(await server.Client.IsClosedAsync());
+    }
+
+    [Fact]
+    public async Task UnknownService_WithPreview_Is404_Without100Continue()
+    {
+        await using var server = new PipeServer();
+        await server.Client.SendAsync(IcapRequests.Respmod("nope", "a longer body than the preview", preview: 4));
+        var r = await server.Client.ReadResponseAsync();
+        Assert.Equal(404, r.Status);
     }
 
     [Fact]
     public async Task MethodNotOffered_Is405()
     {
+        await using (var first = new PipeServer())
+        {
+            await first.Client.SendAsync(IcapRequests.Reqmod("respmod-only", "/x", "body"));
+            Assert.Equal(405, (await first.Client.ReadResponseAsync(IcapMethod.Reqmod)).Status);
+        }
         await using var server = new PipeServer();
-        await server.Client.SendAsync(IcapRequests.Reqmod("respmod-only", "/x", "body"));
-        Assert.Equal(405, (await server.Client.ReadResponseAsync(IcapMethod.Reqmod)).Status);
         await server.Client.SendAsync(IcapRequests.Options("respmod-only"));
         var o = await server.Client.ReadResponseAsync(IcapMethod.Options);
         Assert.Equal("RESPMOD", o.Head.Headers["Methods"]);
@@ -228,13 +239,13 @@ public sealed class IcapServerConnectionTests
     }
 
     [Fact]
-    public async Task ServiceThatDoesNotAnswer_Gets500_AndTheConnectionPersists()
+    public async Task ServiceThatDoesNotAnswer_Gets500()
     {
         await using var server = new PipeServer();
         await server.Client.SendAsync(IcapRequests.Respmod("silent", "x"));
-        Assert.Equal(500, (await server.Client.ReadResponseAsync()).Status);
-        await server.Client.SendAsync(IcapRequests.Options());
-        Assert.Equal(200, (await server.Client.ReadResponseAsync(IcapMethod.Options)).Status);
+        var r = await server.Client.ReadResponseAsync();
+        Assert.Equal(500, r.Status);
+        Assert.Equal("close", r.Head.Headers["Connection"]);
     }
 
     [Fact]
