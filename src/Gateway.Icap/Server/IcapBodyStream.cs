@@ -156,24 +156,39 @@ internal sealed class IcapBodyStream : Stream
         }
     }
 
-    /// <summary>Copies the rest of the body, re-chunked, to <paramref name="output"/> without an intermediate buffer.</summary>
+    /// <summary>
+    /// Copies the rest of the body, re-chunked, to <paramref name="output"/> without an intermediate buffer. Flushes only
+    /// before waiting for more input or after 64 KiB, so a body that is already buffered leaves in one write.
+    /// </summary>
     public async ValueTask CopyChunkedToAsync(PipeWriter output, CancellationToken cancellationToken)
     {
+        const long FlushThreshold = 64 * 1024;
         _readStarted = true;
+        long unflushed = 0;
+        var mustWait = false; // after an incomplete element, TryRead would return the same bytes again
         if (_replayOffset < _replayLength)
         {
             IcapWriter.WriteChunk(output, _replay.AsSpan(_replayOffset, _replayLength - _replayOffset));
+            unflushed += _replayLength - _replayOffset;
             _replayOffset = _replayLength;
         }
         while (true)
         {
             if (_atPreviewEnd) await SendContinueAsync(cancellationToken);
             if (_completed) return;
-            var result = await _connection.ReadBodyAsync(cancellationToken);
+            ReadResult result = default;
+            if (mustWait || !_connection.Input.TryRead(out result))
+            {
+                if (unflushed > 0)
+                {
+                    await _connection.FlushAsync(cancellationToken);
+                    unflushed = 0;
+                }
+                result = await _connection.ReadBodyAsync(cancellationToken);
+            }
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var needMore = false;
-            var wrote = false;
             try
             {
                 while (true)
@@ -184,7 +199,7 @@ internal sealed class IcapBodyStream : Stream
                         IcapWriter.WriteChunkHeader(output, data.Length);
                         foreach (var segment in data) output.Write(segment.Span);
                         IcapWriter.WriteChunkEnd(output);
-                        wrote = true;
+                        unflushed += data.Length;
                         continue;
                     }
                     if (status == IcapChunkedReadStatus.Completed) OnLastChunk();
@@ -196,8 +211,13 @@ internal sealed class IcapBodyStream : Stream
             {
                 _connection.Input.AdvanceTo(reader.Position, needMore ? buffer.End : reader.Position);
             }
-            if (wrote) await _connection.FlushAsync(cancellationToken);
+            if (unflushed >= FlushThreshold)
+            {
+                await _connection.FlushAsync(cancellationToken);
+                unflushed = 0;
+            }
             if (needMore && result.IsCompleted) IcapThrow.Reject(IcapRejectionReason.UnexpectedEndOfMessage);
+            mustWait = needMore;
         }
     }
 
