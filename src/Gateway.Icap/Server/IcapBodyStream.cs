@@ -113,13 +113,16 @@ internal sealed class IcapBodyStream : Stream
 
     private async ValueTask FillReplayAsync(int max, CancellationToken cancellationToken)
     {
-        _replay ??= new byte[Math.Min(Math.Max(max, 1), 16 * 1024)];
+        _replay ??= ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(max, 1), 16 * 1024));
         while (_replayLength < max)
         {
             if (_replayLength == _replay.Length)
             {
                 if (_replay.Length >= MaxReplayBytes) IcapThrow.Reject(IcapRejectionReason.InvalidPreview, "preview larger than 1 MiB");
-                Array.Resize(ref _replay, Math.Min(_replay.Length * 2, MaxReplayBytes));
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(_replay.Length * 2, MaxReplayBytes));
+                _replay.AsSpan(0, _replayLength).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_replay);
+                _replay = bigger;
             }
             var room = Math.Min(_replay.Length, max) - _replayLength;
             var n = await ReadDecodedAsync(_replay.AsMemory(_replayLength, room), allowContinue: false, cancellationToken);
@@ -259,6 +262,15 @@ internal sealed class IcapBodyStream : Stream
             if (copied > 0) return copied;
             if (needMore && result.IsCompleted) IcapThrow.Reject(IcapRejectionReason.UnexpectedEndOfMessage);
         }
+    }
+
+    /// <summary>Returns the preview buffer to the pool once the request is over.</summary>
+    public void Release()
+    {
+        if (_replay is null) return;
+        ArrayPool<byte>.Shared.Return(_replay);
+        _replay = null;
+        _replayLength = _replayOffset = 0;
     }
 
     private void OnLastChunk()

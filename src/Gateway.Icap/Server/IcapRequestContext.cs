@@ -97,7 +97,8 @@ public sealed class IcapRequestContext
 
     /// <summary>
     /// Reads up to <paramref name="maxBytes"/> of the body without going past the preview (no 100 Continue). The bytes
-    /// remain at the start of <see cref="Body"/>. With no preview, reads the first bytes of the body.
+    /// remain at the start of <see cref="Body"/>. With no preview, reads the first bytes of the body. The memory is
+    /// pooled: valid until the request has been answered.
     /// </summary>
     public ValueTask<ReadOnlyMemory<byte>> ReadPreviewAsync(int? maxBytes = null, CancellationToken cancellationToken = default)
         => _body.ReadPreviewAsync(maxBytes ?? PreviewSize ?? Service.Declaration.PreviewSize ?? 4096, cancellationToken);
