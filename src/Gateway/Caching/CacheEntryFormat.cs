@@ -83,10 +83,12 @@ internal static class CacheEntryFormat
     /// <summary>Writes body length and body CRC into the fixed header of a file being written.</summary>
     public static void PatchBody(SafeFileHandle file, long bodyLength, uint bodyCrc)
     {
-        Span<byte> patch = stackalloc byte[12];
-        BinaryPrimitives.WriteInt64LittleEndian(patch, bodyLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(patch[8..], bodyCrc);
-        RandomAccess.Write(file, patch, 16);
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(length, bodyLength);
+        RandomAccess.Write(file, length, 16);
+        Span<byte> crc = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(crc, bodyCrc);
+        RandomAccess.Write(file, crc, 28);
     }
 
     /// <summary>

@@ -18,14 +18,14 @@ internal static class CachePolicy
     private static readonly HashSet<string> s_notStored = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authenticate",
-        "Proxy-Authentication-Info", "Set-Cookie", "Set-Cookie2", "Age", "Cache-Status", "Content-Length",
+        "Proxy-Authentication-Info", "Set-Cookie", "Set-Cookie2", "Cache-Status", "Content-Length",
     };
 
     /// <summary>Fields a 304 must not overwrite in the stored response (RFC 9111 3.2 / 4.3.4).</summary>
     private static readonly HashSet<string> s_notUpdatedBy304 = new(StringComparer.OrdinalIgnoreCase)
     {
         "Content-Length", "Content-Encoding", "Content-Range", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive",
-        "Age", "Cache-Status", "Set-Cookie", "Set-Cookie2", "Proxy-Connection", "Trailer", "TE", "Upgrade",
+        "Cache-Status", "Set-Cookie", "Set-Cookie2", "Proxy-Connection", "Trailer", "TE", "Upgrade",
     };
 
     /// <summary>
