@@ -95,7 +95,9 @@ internal static class CacheEntryFormat
     /// Reads and checks the fixed header, metadata and headers of an entry file. Returns null and a reason when the
     /// file is not a complete entry of a known version (the body checksum is checked separately: <see cref="VerifyBody"/>).
     /// </summary>
-    public static EntryHead? TryReadHead(SafeFileHandle file, out string? error)
+    /// <param name="indexOnly">Keep only the fields the index needs (freshness and validators): used when the
+    /// index is rebuilt at start-up, where allocating every header of 100,000 entries would dominate.</param>
+    public static EntryHead? TryReadHead(SafeFileHandle file, out string? error, bool indexOnly = false)
     {
         var fileLength = RandomAccess.GetLength(file);
         if (fileLength < FixedHeaderSize)
@@ -151,52 +153,66 @@ internal static class CacheEntryFormat
                 error = "head checksum mismatch";
                 return null;
             }
-            try
+            var reader = new SpanReader(head);
+            if (!reader.TryReadString(out var key) || !reader.TryReadString(out var url) || !reader.TryReadString(out var varyNames)
+                || !reader.TryReadString(out var varyKey) || !reader.TryReadString(out var location) || !reader.TryReadString(out var archivePeriod)
+                || !reader.TryReadString(out var adaptationTags) || !reader.TryReadInt64(out var requestTime) || !reader.TryReadInt64(out var responseTime)
+                || !reader.TryReadInt32(out var status) || reader.Position != metaLength)
             {
-                using var reader = new BinaryReader(new MemoryStream(head, writable: false), Encoding.UTF8);
-                var meta = new EntryMeta
-                {
-                    Key = reader.ReadString(),
-                    Url = reader.ReadString(),
-                    VaryNames = reader.ReadString(),
-                    VaryKey = reader.ReadString(),
-                    Location = reader.ReadString(),
-                    ArchivePeriod = reader.ReadString(),
-                    AdaptationTags = reader.ReadString(),
-                    RequestTime = reader.ReadInt64(),
-                    ResponseTime = reader.ReadInt64(),
-                    Status = reader.ReadInt32(),
-                };
-                if (reader.BaseStream.Position != metaLength)
-                {
-                    error = "metadata block length mismatch";
-                    return null;
-                }
-                var count = reader.ReadInt32();
-                if (count < 0 || count > 10_000)
-                {
-                    error = "bad header count";
-                    return null;
-                }
-                var headers = new List<KeyValuePair<string, string>>(count);
-                for (var i = 0; i < count; i++)
-                {
-                    headers.Add(new(reader.ReadString(), reader.ReadString()));
-                }
-                error = null;
-                return new EntryHead(meta, headers, flags, FixedHeaderSize + headLength, bodyLength, bodyCrc, fileLength);
-            }
-            catch (Exception ex) when (ex is EndOfStreamException or FormatException or IOException)
-            {
-                error = "malformed head: " + ex.Message;
+                error = "malformed metadata block";
                 return null;
             }
+            var meta = new EntryMeta
+            {
+                Key = key, Url = url, VaryNames = varyNames, VaryKey = varyKey, Location = location, ArchivePeriod = archivePeriod,
+                AdaptationTags = adaptationTags, RequestTime = requestTime, ResponseTime = responseTime, Status = status,
+            };
+            if (!reader.TryReadInt32(out var count) || count < 0 || count > 10_000)
+            {
+                error = "bad header count";
+                return null;
+            }
+            var headers = new List<KeyValuePair<string, string>>(indexOnly ? 6 : count);
+            for (var i = 0; i < count; i++)
+            {
+                if (!reader.TryReadBytes(out var name))
+                {
+                    error = "malformed headers block";
+                    return null;
+                }
+                if (indexOnly && !IsIndexField(name))
+                {
+                    if (!reader.TryReadBytes(out _))
+                    {
+                        error = "malformed headers block";
+                        return null;
+                    }
+                    continue;
+                }
+                if (!reader.TryReadString(out var value))
+                {
+                    error = "malformed headers block";
+                    return null;
+                }
+                headers.Add(new(Encoding.UTF8.GetString(name), value));
+            }
+            if (reader.Position != headLength)
+            {
+                error = "headers block length mismatch";
+                return null;
+            }
+            error = null;
+            return new EntryHead(meta, headers, flags, FixedHeaderSize + headLength, bodyLength, bodyCrc, fileLength);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(rented);
         }
     }
+
+    private static bool IsIndexField(ReadOnlySpan<byte> name)
+        => Ascii.EqualsIgnoreCase(name, "Cache-Control"u8) || Ascii.EqualsIgnoreCase(name, "Date"u8) || Ascii.EqualsIgnoreCase(name, "Expires"u8)
+           || Ascii.EqualsIgnoreCase(name, "Last-Modified"u8) || Ascii.EqualsIgnoreCase(name, "ETag"u8) || Ascii.EqualsIgnoreCase(name, "Age"u8);
 
     /// <summary>Reads the body of an entry and compares its CRC-32C with the recorded one.</summary>
     public static bool VerifyBody(SafeFileHandle file, EntryHead head)
@@ -238,6 +254,76 @@ internal static class CacheEntryFormat
             total += n;
         }
         return total;
+    }
+}
+
+/// <summary>Reads the length-prefixed strings and little-endian integers of <see cref="CacheEntryFormat"/>; false when the data is short or malformed.</summary>
+internal ref struct SpanReader(ReadOnlySpan<byte> data)
+{
+    private readonly ReadOnlySpan<byte> _data = data;
+
+    public int Position { get; private set; }
+
+    public bool TryReadBytes(out ReadOnlySpan<byte> bytes)
+    {
+        bytes = default;
+        // 7-bit encoded length, as BinaryWriter writes it (at most 5 bytes)
+        var length = 0;
+        for (var shift = 0; shift < 35; shift += 7)
+        {
+            if (Position >= _data.Length)
+            {
+                return false;
+            }
+            var b = _data[Position++];
+            length |= (b & 0x7F) << shift;
+            if ((b & 0x80) == 0)
+            {
+                if (length < 0 || length > _data.Length - Position)
+                {
+                    return false;
+                }
+                bytes = _data.Slice(Position, length);
+                Position += length;
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public bool TryReadString(out string value)
+    {
+        if (TryReadBytes(out var bytes))
+        {
+            value = bytes.IsEmpty ? "" : Encoding.UTF8.GetString(bytes);
+            return true;
+        }
+        value = "";
+        return false;
+    }
+
+    public bool TryReadInt64(out long value)
+    {
+        value = 0;
+        if (_data.Length - Position < 8)
+        {
+            return false;
+        }
+        value = BinaryPrimitives.ReadInt64LittleEndian(_data[Position..]);
+        Position += 8;
+        return true;
+    }
+
+    public bool TryReadInt32(out int value)
+    {
+        value = 0;
+        if (_data.Length - Position < 4)
+        {
+            return false;
+        }
+        value = BinaryPrimitives.ReadInt32LittleEndian(_data[Position..]);
+        Position += 4;
+        return true;
     }
 }
 

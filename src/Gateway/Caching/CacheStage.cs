@@ -713,9 +713,11 @@ internal sealed class CacheStage : IProxyPipelineStage
         var remaining = length;
         while (remaining > 0)
         {
-            var memory = writer.GetMemory(64 * 1024);
+            // Synchronous positional reads: entries being served are in the page cache, where a thread-pool hop per
+            // read (RandomAccess.ReadAsync on Linux) costs more than the copy itself.
+            var memory = writer.GetMemory(128 * 1024);
             var want = (int)Math.Min(memory.Length, remaining);
-            var n = await RandomAccess.ReadAsync(handle!, memory[..want], position, context.RequestAborted);
+            var n = RandomAccess.Read(handle!, memory.Span[..want], position);
             if (n <= 0)
             {
                 context.Abort();

@@ -94,7 +94,7 @@ internal sealed class CacheStore : IDisposable
 
         var removed = 0;
         var files = EnumerateEntryFiles(Settings.Directory).ToArray();
-        Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount) }, file =>
+        Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(4, Environment.ProcessorCount * 2) }, file =>
         {
             var entry = ReadEntry(file, out var error, out var archived);
             if (entry is null)
@@ -190,7 +190,7 @@ internal sealed class CacheStore : IDisposable
         try
         {
             using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var head = CacheEntryFormat.TryReadHead(handle, out error);
+            var head = CacheEntryFormat.TryReadHead(handle, out error, indexOnly: true);
             if (head is null)
             {
                 return null;
@@ -201,7 +201,7 @@ internal sealed class CacheStore : IDisposable
                 return null;
             }
             var expected = EntryPath(head.Meta.Key, head.Meta.VaryKey, head.Meta.Location);
-            if (expected is null || !string.Equals(Path.GetFullPath(file), expected, StringComparison.Ordinal))
+            if (expected is null || !string.Equals(file, expected, StringComparison.Ordinal))
             {
                 error = "file name does not match its key";
                 return null;

@@ -13,6 +13,8 @@ internal sealed class CacheStats
         description: "Cache lookups by result (hit, miss, revalidated, stale, bypass, offline_miss, only_if_cached_miss)");
     private static readonly Counter<long> s_collapsed = GatewayTelemetry.Meter.CreateCounter<long>("gateway.cache.collapsed", unit: "{request}",
         description: "Requests that waited for another in-flight fetch of the same key");
+    private static readonly Counter<long> s_revalidations = GatewayTelemetry.Meter.CreateCounter<long>("gateway.cache.revalidations", unit: "{request}",
+        description: "Conditional requests sent to origins to revalidate stale entries");
     private static readonly Counter<long> s_evictions = GatewayTelemetry.Meter.CreateCounter<long>("gateway.cache.evictions", unit: "{entry}",
         description: "Entries evicted to stay under MaxSize");
     private static readonly Counter<long> s_storeErrors = GatewayTelemetry.Meter.CreateCounter<long>("gateway.cache.store_errors", unit: "{error}",
@@ -28,14 +30,20 @@ internal sealed class CacheStats
 
     public long Hits, Misses, Revalidations, Revalidated, StaleServed, Bypassed, Collapsed, Evictions, StoreErrors, Stored, BytesWritten, BytesServed, Corrupt;
 
-    private readonly ObservableGauge<long>? _entries;
+    // One pair of gauges per process, reading the most recently started store (there is one per gateway).
+    private static Func<long>? s_entriesSource;
+    private static Func<long>? s_bytesSource;
+    private static readonly ObservableGauge<long> s_entries = GatewayTelemetry.Meter.CreateObservableGauge("gateway.cache.entries",
+        () => s_entriesSource?.Invoke() ?? 0, unit: "{entry}", description: "Entries in the cache index");
+    private static readonly ObservableGauge<long> s_size = GatewayTelemetry.Meter.CreateObservableGauge("gateway.cache.size",
+        () => s_bytesSource?.Invoke() ?? 0, unit: "By", description: "Bytes of the entry files in the cache index");
 
     public CacheStats(Func<long>? entries = null, Func<long>? bytes = null)
     {
         if (entries is not null && bytes is not null)
         {
-            _entries = GatewayTelemetry.Meter.CreateObservableGauge("gateway.cache.entries", entries, unit: "{entry}", description: "Entries in the cache index");
-            GatewayTelemetry.Meter.CreateObservableGauge("gateway.cache.size", bytes, unit: "By", description: "Bytes of the entry files in the cache index");
+            s_entriesSource = entries;
+            s_bytesSource = bytes;
         }
     }
 
@@ -47,7 +55,7 @@ internal sealed class CacheStats
 
     public void Hit() { Interlocked.Increment(ref Hits); s_lookups.Add(1, s_hit); }
     public void Miss() { Interlocked.Increment(ref Misses); s_lookups.Add(1, s_miss); }
-    public void Revalidation() => Interlocked.Increment(ref Revalidations);
+    public void Revalidation() { Interlocked.Increment(ref Revalidations); s_revalidations.Add(1); }
     public void RevalidatedHit() { Interlocked.Increment(ref Revalidated); s_lookups.Add(1, s_revalidated); }
     public void Stale() { Interlocked.Increment(ref StaleServed); s_lookups.Add(1, s_stale); }
     public void Bypass() { Interlocked.Increment(ref Bypassed); s_lookups.Add(1, s_bypass); }
