@@ -260,6 +260,11 @@ internal sealed class CacheAdminHandler(CacheStore store) : IAdminHandler
 
     public async Task HandleAsync(HttpContext context)
     {
+        if (!store.Settings.Enabled)
+        {
+            await AdminDispatcher.WriteJsonAsync(context, new { errors = new[] { "the cache is disabled (Gateway:Cache:Enabled=false)" } }, StatusCodes.Status404NotFound);
+            return;
+        }
         await store.EnsureLoadedAsync();
         var path = context.Request.Path.Value!.TrimEnd('/');
         var method = context.Request.Method;

@@ -1,6 +1,7 @@
 using Gateway.Admin;
 using Gateway.Configuration;
 using Gateway.Proxy;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Caching;
@@ -14,7 +15,8 @@ internal static class CacheServiceCollectionExtensions
         services.AddSingleton<IGatewayConfigValidator, CacheConfigValidator>();
         services.AddSingleton(sp => new CacheSettings(sp.GetRequiredService<IOptions<CacheOptions>>().Value, sp.GetRequiredService<IHostEnvironment>().ContentRootPath));
         services.AddSingleton(sp => new CacheStore(sp.GetRequiredService<CacheSettings>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Cache"), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<IAdaptationTagSource, NoAdaptationTags>();
+        // Default seam: "don't check ISTags". AddGatewayAdaptation runs before this, so its registration wins.
+        services.TryAddSingleton<IAdaptationTagSource, NoAdaptationTags>();
         services.AddSingleton<IProxyPipelineStage, CacheStage>();
         services.AddSingleton<IAdminHandler, CacheAdminHandler>();
         services.AddSingleton<IReadinessCheck, CacheReadinessCheck>();

@@ -73,6 +73,21 @@ internal sealed class CacheStage : IProxyPipelineStage
         {
             await _store.EnsureLoadedAsync();
         }
+        try
+        {
+            await InvokeCoreAsync(context, next, feature);
+        }
+        finally
+        {
+            if (feature.CacheStatus is { } status)
+            {
+                System.Diagnostics.Activity.Current?.SetTag("gateway.cache.status", status);
+            }
+        }
+    }
+
+    private async Task InvokeCoreAsync(HttpContext context, RequestDelegate next, GatewayRequestFeature feature)
+    {
         var request = context.Request;
         var method = request.Method;
         var isGet = HttpMethods.IsGet(method);
