@@ -59,6 +59,11 @@ internal sealed class CacheStage : IProxyPipelineStage
 
     public int Order => ProxyStageOrder.Cache;
 
+    private int _active;
+
+    /// <summary>Requests inside this stage now (an entry is committed before its request leaves the stage).</summary>
+    internal int Active => Volatile.Read(ref _active);
+
     private CacheStats Stats => _store.Stats;
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
@@ -73,12 +78,14 @@ internal sealed class CacheStage : IProxyPipelineStage
         {
             await _store.EnsureLoadedAsync();
         }
+        Interlocked.Increment(ref _active);
         try
         {
             await InvokeCoreAsync(context, next, feature);
         }
         finally
         {
+            Interlocked.Decrement(ref _active);
             if (feature.CacheStatus is { } status)
             {
                 System.Diagnostics.Activity.Current?.SetTag("gateway.cache.status", status);
@@ -216,12 +223,17 @@ internal sealed class CacheStage : IProxyPipelineStage
                         return;
                     }
                     var after = _store.Lookup(key, request.Headers, out _);
-                    if (after is not null && TagsMatch(context, after) && after.TtlMs(_store.NowMs) > 0
+                    if (after is not null && !TagsMatch(context, after))
+                    {
+                        after = null;
+                    }
+                    if (after is not null && after.TtlMs(_store.NowMs) > 0
                         && await ServeEntryAsync(context, feature, after, _store.NowMs, "COLLAPSED", null, collapsed: true))
                     {
                         return;
                     }
-                    await FetchAsync(context, next, feature, key, entry, requestCc, isGet, fwd, collapsed: true);
+                    // Not storable, or already stale for this request: go to the origin (revalidating what was stored).
+                    await FetchAsync(context, next, feature, key, after ?? entry, requestCc, isGet, after is not null ? "stale" : fwd, collapsed: true);
                     return;
                 }
             }

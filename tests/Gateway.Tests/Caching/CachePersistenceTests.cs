@@ -109,6 +109,7 @@ public sealed class CachePersistenceTests
             {
                 using var client = HostClient(gw);
                 var body = await client.GetStringAsync("/d");
+                await gw.WaitForCacheIdleAsync();
                 Assert.Equal("original body 0123456789", body);
                 Assert.Equal(2, backend.Requests);
                 var store = gw.Services.GetRequiredService<CacheStore>();
@@ -184,6 +185,7 @@ public sealed class CachePersistenceTests
             await using var gw = await StartGatewayAsync(root, backend.Uri);
             using var client = HostClient(gw);
             Assert.Equal("body", await client.GetStringAsync("/before"));
+            await gw.WaitForCacheIdleAsync();
             // Replace the temporary directory by a file: every new entry's temp file fails to open.
             var tmp = Path.Combine(CacheDir(root), ".tmp");
             Directory.Delete(tmp, true);
@@ -279,6 +281,7 @@ public sealed class CachePersistenceTests
         {
             await rig.GetAsync(p);
         }
+        await rig.Gateway.WaitForCacheIdleAsync();
         await rig.GetAsync("/a/1");
         var stats = await rig.Admin.GetStringAsync("/cache/stats");
         Assert.Contains("\"entries\": 5", stats);

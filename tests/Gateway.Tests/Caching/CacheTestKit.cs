@@ -74,6 +74,7 @@ public sealed class CacheRig : IAsyncDisposable
         }
         var response = await Client.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
+        await Gateway.WaitForCacheIdleAsync();
         return (response, body);
     }
 
@@ -88,6 +89,19 @@ public sealed class CacheRig : IAsyncDisposable
 
 public static class ResponseExtensions
 {
+    /// <summary>
+    /// Waits (bounded) until no request is inside the cache stage: the client can see the last byte of a response
+    /// just before the gateway commits its entry, and tests that go on at once must not race that commit.
+    /// </summary>
+    public static async Task WaitForCacheIdleAsync(this GatewayHost gateway)
+    {
+        var stage = gateway.Services.GetServices<Gateway.Proxy.IProxyPipelineStage>().OfType<CacheStage>().Single();
+        for (var i = 0; i < 400 && stage.Active > 0; i++)
+        {
+            await Task.Delay(5);
+        }
+    }
+
     public static string CacheStatus(this HttpResponseMessage response)
         => response.Headers.TryGetValues("Cache-Status", out var v) ? string.Join(", ", v) : "";
 
