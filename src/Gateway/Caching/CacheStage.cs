@@ -418,11 +418,8 @@ internal sealed class CacheStage : IProxyPipelineStage
             var complete = !context.RequestAborted.IsCancellationRequested && context.GetForwarderErrorFeature() is null;
             if (complete)
             {
-                var entry = w.Commit(response.ContentLength);
-                if (entry is null && w.BodyWritten >= 0)
-                {
-                    // Commit refused (length mismatch) or failed (counted by the store).
-                }
+                // Refused when the length does not match; failures are logged and counted by the store.
+                w.Commit(response.ContentLength);
             }
             else
             {
@@ -670,10 +667,6 @@ internal sealed class CacheStage : IProxyPipelineStage
             }
         }
         AppendCacheStatus(headers, cacheStatus);
-        if (ttl <= 0 && !revalidated)
-        {
-            // RFC 9111 5.5 used to require Warning 110; RFC 9111 dropped Warning. Cache-Status ttl<0 says it.
-        }
         feature.CacheStatus = verdict;
         if (verdict == "STALE")
         {
@@ -742,7 +735,7 @@ internal sealed class CacheStage : IProxyPipelineStage
         {
             // Synchronous positional reads: entries being served are in the page cache, where a thread-pool hop per
             // read (RandomAccess.ReadAsync on Linux) costs more than the copy itself.
-            var memory = writer.GetMemory(128 * 1024);
+            var memory = writer.GetMemory(64 * 1024); // below the large-object heap threshold
             var want = (int)Math.Min(memory.Length, remaining);
             var n = RandomAccess.Read(handle!, memory.Span[..want], position);
             if (n <= 0)

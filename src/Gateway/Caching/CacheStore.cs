@@ -704,6 +704,24 @@ internal sealed class CacheStore : IDisposable
     /// <summary>Evicts least-recently-used entries until the total is at most 90% of MaxSize.</summary>
     public void Evict()
     {
+        if (Interlocked.CompareExchange(ref _evicting, 1, 0) != 0)
+        {
+            return; // another commit is evicting already
+        }
+        try
+        {
+            EvictCore();
+        }
+        finally
+        {
+            Volatile.Write(ref _evicting, 0);
+        }
+    }
+
+    private int _evicting;
+
+    private void EvictCore()
+    {
         var lowWater = Settings.MaxSize - Settings.MaxSize / 10;
         CacheEntry[] candidates;
         lock (_writeLock)
