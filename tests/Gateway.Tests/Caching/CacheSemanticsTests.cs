@@ -241,6 +241,72 @@ public sealed class CacheSemanticsTests
         Assert.Equal(2, rig.Backend.RequestsFor("/mr"));
     }
 
+    [Theory]
+    [InlineData("max-age=10, proxy-revalidate")]
+    [InlineData("max-age=10, s-maxage=10")]
+    [InlineData("max-age=10, must-revalidate")]
+    public async Task RevalidateDirectives_ForbidStaleWithoutRevalidation(string cacheControl)
+    {
+        await using var rig = await CacheRig.StartAsync(Respond("x", ("Cache-Control", cacheControl + ", stale-while-revalidate=600, stale-if-error=600")));
+        await rig.GetAsync("/pr");
+        rig.Time.Advance(TimeSpan.FromSeconds(30));
+        var (r, _) = await rig.GetAsync("/pr", ("Cache-Control", "max-stale=600"));
+        Assert.Equal(2, rig.Backend.Requests);
+        Assert.DoesNotContain("; hit;", r.CacheStatus());
+    }
+
+    [Fact]
+    public async Task ResponseNoCache_IsStoredButAlwaysRevalidated()
+    {
+        await using var rig = await CacheRig.StartAsync(async c =>
+        {
+            c.Response.Headers.CacheControl = "no-cache, max-age=600";
+            c.Response.Headers.ETag = "\"nc\"";
+            if (c.Request.Headers.IfNoneMatch == "\"nc\"")
+            {
+                c.Response.StatusCode = 304;
+                return;
+            }
+            await c.Response.WriteAsync("revalidate me");
+        });
+        await rig.GetAsync("/nc");
+        var (r, body) = await rig.GetAsync("/nc");
+        Assert.Equal("revalidate me", body);
+        Assert.Equal(2, rig.Backend.Requests);
+        Assert.Contains("fwd-status=304", r.CacheStatus());
+    }
+
+    [Fact]
+    public async Task RangeMiss_IsForwarded_NotStored_HeadMissNotStored()
+    {
+        await using var rig = await CacheRig.StartAsync(async c =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            if (c.Request.Headers.Range.Count > 0)
+            {
+                c.Response.StatusCode = 206;
+                c.Response.Headers.ContentRange = "bytes 0-1/10";
+                await c.Response.WriteAsync("01");
+                return;
+            }
+            c.Response.ContentLength = 10;
+            if (!HttpMethods.IsHead(c.Request.Method))
+            {
+                await c.Response.WriteAsync("0123456789");
+            }
+        });
+        var (r, body) = await rig.GetAsync("/rm", ("Range", "bytes=0-1"));
+        Assert.Equal(HttpStatusCode.PartialContent, r.StatusCode);
+        Assert.Equal("01", body);
+        using var head = await rig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/rm"));
+        await rig.Gateway.WaitForCacheIdleAsync();
+        Assert.Equal(0, rig.Store.Count);
+        var (full, fullBody) = await rig.GetAsync("/rm");
+        Assert.Equal("0123456789", fullBody);
+        Assert.Equal(1, rig.Store.Count);
+        Assert.Equal(3, rig.Backend.Requests);
+    }
+
     [Fact]
     public async Task OnlyIfCached_Miss_Is504()
     {

@@ -128,6 +128,11 @@ for obj in 1k.bin 1m.bin; do
   echo "-- $obj: $(curl -s -D - -o /dev/null "http://127.0.0.1:$GW_PORT/$obj" | grep -i '^cache-status' | tr -d '\r')"
 done
 
+echo "== warm-up (JIT tiering, connection pools): 3 s per target, not counted"
+for obj in 1k.bin 1m.bin; do
+  for port in $NGINX_PORT $GW_PORT; do wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$port/$obj" >/dev/null; done
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== cache-hit throughput: wrk -t$THREADS -c$CONNS -d$DURATION, $REPEAT runs each, alternating"
 for obj in 1k.bin 1m.bin; do
   for i in $(seq "$REPEAT"); do
