@@ -101,6 +101,15 @@ internal sealed class CacheStage : IProxyPipelineStage
         var isHead = !isGet && HttpMethods.IsHead(method);
         var key = feature.CacheKey ?? feature.TargetUri.AbsoluteUri;
 
+        if (request.Headers.ContainsKey(HeaderNames.Upgrade))
+        {
+            // WebSocket and other upgrades are tunnels, not cacheable exchanges.
+            feature.CacheStatus = "BYPASS";
+            AppendCacheStatus(context.Response.Headers, _name + "; fwd=bypass; detail=upgrade");
+            await next(context);
+            return;
+        }
+
         if (!isGet && !isHead)
         {
             if (string.Equals(method, "PURGE", StringComparison.OrdinalIgnoreCase) && _settings.AllowPurge)
@@ -319,6 +328,10 @@ internal sealed class CacheStage : IProxyPipelineStage
         capture = new CaptureBodyFeature(inner, () =>
         {
             responseTime = _store.NowMs;
+            if (response.HasStarted)
+            {
+                return CaptureMode.PassThrough; // started by someone else (e.g. an upgrade): nothing to decide
+            }
             var status = response.StatusCode;
             if (revalidate && status == StatusCodes.Status304NotModified)
             {
@@ -530,6 +543,10 @@ internal sealed class CacheStage : IProxyPipelineStage
         var capture = new CaptureBodyFeature(inner, () =>
         {
             var response = context.Response;
+            if (response.HasStarted)
+            {
+                return CaptureMode.PassThrough;
+            }
             if (!safe && response.StatusCode is >= 200 and < 400)
             {
                 var removed = _store.RemoveKey(key);
