@@ -213,7 +213,9 @@ internal sealed class CacheStage : IProxyPipelineStage
         }
 
         var hasRange = request.Headers.ContainsKey(HeaderNames.Range);
-        var fwd = entry is not null ? (requestCc.NoCache || isRefresh ? "request" : "stale") : varyMiss ? "vary-miss" : "uri-miss";
+        // RFC 9211 fwd: "request" when the stored response was fresh but the request's directives ruled it out.
+        var fwd = entry is not null ? (requestCc.NoCache || isRefresh || (entry.TtlMs(now) > 0 && !entry.NoCache) ? "request" : "stale")
+            : varyMiss ? "vary-miss" : "uri-miss";
         if (isGet && !hasRange && !isRefresh && !requestCc.NoCache && !request.Headers.ContainsKey(HeaderNames.Authorization))
         {
             var flight = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
