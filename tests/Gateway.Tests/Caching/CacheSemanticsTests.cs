@@ -469,6 +469,11 @@ public sealed class CacheSemanticsTests
         }
         Assert.Equal("v2", latest);
         Assert.Equal(2, rig.Backend.Requests);
+        // The refresh marker never reaches the origin, and a client cannot forge it.
+        Assert.All(rig.Backend.Recorded, r => Assert.False(r.Headers.ContainsKey("X-Gateway-Cache-Refresh")));
+        var (forged, _) = await rig.GetAsync("/swr", ("X-Gateway-Cache-Refresh", "guess"));
+        Assert.Contains("; hit;", forged.CacheStatus());
+        Assert.Equal(2, rig.Backend.Requests);
     }
 
     [Fact]
