@@ -374,14 +374,23 @@ public sealed class CachePersistenceTests
     [Fact]
     public void Config_RejectsUnknownAndBadKeys()
     {
-        var ex = Assert.Throws<Gateway.Configuration.GatewayConfigurationException>(() => GatewayHost.Build(new Dictionary<string, string?>
+        var root = NewRoot();
+        Gateway.Configuration.GatewayConfigurationException ex;
+        try
         {
-            ["Gateway:Cache:MaxSzie"] = "1GB",
-            ["Gateway:Cache:MaxSize"] = "lots",
-            ["Gateway:Cache:Offline"] = "maybe",
-            ["Gateway:Cache:HeuristicFraction"] = "2",
-            ["Gateway:Cache:CollapseTimeout"] = "-1",
-        }));
+            ex = Assert.Throws<Gateway.Configuration.GatewayConfigurationException>(() => GatewayHost.Build(new Dictionary<string, string?>
+            {
+                ["Gateway:Cache:MaxSzie"] = "1GB",
+                ["Gateway:Cache:MaxSize"] = "lots",
+                ["Gateway:Cache:Offline"] = "maybe",
+                ["Gateway:Cache:HeuristicFraction"] = "2",
+                ["Gateway:Cache:CollapseTimeout"] = "-1",
+            }, root));
+        }
+        finally
+        {
+            Directory.Delete(root, true);
+        }
         Assert.Contains("Gateway:Cache:MaxSzie", ex.Message);
         Assert.Contains("Gateway:Cache:MaxSize", ex.Message);
         Assert.Contains("Gateway:Cache:Offline", ex.Message);
