@@ -12,7 +12,7 @@
 #   gateway-cache = cache on, the origin answering Cache-Control: no-store; gateway-notel = OpenTelemetry SDK
 #   disabled with OTEL_SDK_DISABLED=true), BENCH_NO_BUILD=1.
 # Everything listens on 127.0.0.1, on free ports; the script stops only the processes it started.
-# Results are also written to tests/bench/results/proxy-<time>.txt.
+# Results are also written to tests/bench/results/proxy-<time>.txt, every wrk output to proxy-<time>.wrk.txt.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -164,6 +164,7 @@ declare -A urls rps p50 p99 errors
 run_wrk() {
   local name=$1 out="$work/wrk-$1.txt" r q50 q99 e
   wrk -t"$threads" -c"$connections" -d"$duration" --latency "${urls[$name]}" >"$out"
+  { echo "### $name, round $round"; cat "$out"; } >>"$work/raw.txt"
   r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
   q50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
   q99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -223,8 +224,11 @@ summary=$(
 )
 echo
 echo "$summary"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$repo/tests/bench/results"
-echo "$summary" >"$repo/tests/bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ).txt"
+echo "$summary" >"$repo/tests/bench/results/proxy-$stamp.txt"
+cp "$work/raw.txt" "$repo/tests/bench/results/proxy-$stamp.wrk.txt"
+echo "bench: results in tests/bench/results/proxy-$stamp.txt (every wrk output: proxy-$stamp.wrk.txt)"
 
 status=0
 for target in "${targets[@]}"; do
