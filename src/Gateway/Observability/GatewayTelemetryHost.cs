@@ -15,7 +15,7 @@ public interface ITelemetryConfigurator
 /// <summary>
 /// Owns the OpenTelemetry SDK (traces and metrics). OpenTelemetry.Extensions.Hosting is not available, so the SDK is
 /// created once at start-up and disposed (final flush) with the service provider. OTLP export is on only when the
-/// standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> variable is set; otherwise nothing is exported.
+/// standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> variable is set; otherwise the SDK is not started at all.
 /// </summary>
 public sealed class GatewayTelemetryHost : IDisposable
 {
@@ -41,6 +41,12 @@ public sealed class GatewayTelemetryHost : IDisposable
             return;
         }
         var otlp = OtlpEnabled;
+        if (!otlp && !_configurators.Any())
+        {
+            // Nothing would export: don't listen at all, so no Activity is created and no measurement aggregated
+            // on the hot path. Instruments stay usable (and free) without a listener.
+            return;
+        }
         var serviceName = _configuration["OTEL_SERVICE_NAME"] ?? "gateway";
         _sdk = OpenTelemetrySdk.Create(builder =>
         {
