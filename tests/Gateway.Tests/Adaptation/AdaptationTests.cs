@@ -1,0 +1,335 @@
+using System.Diagnostics;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Gateway.Adaptation;
+using Gateway.Configuration;
+using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Proxy;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Tests.Adaptation;
+
+public sealed class AdaptationTests
+{
+    private static Dictionary<string, string?> Config(Uri backend, params (string Key, string? Value)[] extra)
+    {
+        var config = ReverseProxyTests.RouteTo(backend);
+        foreach (var (k, v) in extra) config[k] = v;
+        return config;
+    }
+
+    private static Task<TestBackend> TextBackend(string text = "hello from the origin")
+        => TestBackend.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentType = "text/plain";
+            ctx.Response.Headers["X-Seen-Reqmod"] = ctx.Request.Headers["X-Icap-Reqmod"].ToString();
+            var bytes = Encoding.UTF8.GetBytes(text);
+            ctx.Response.ContentLength = bytes.Length;
+            await ctx.Response.Body.WriteAsync(bytes);
+        });
+
+    [Fact]
+    public async Task Reqmod_HeaderChange_ReachesBackend()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new AddHeaderService());
+        await using var backend = await TextBackend();
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:add:Uri", icap.Uri("addheader")),
+            ("Gateway:Adaptation:Reqmod:0", "add")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.PostAsync("/submit?x=1", new StringContent("posted body"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("added", response.Headers.GetValues("X-Seen-Reqmod").Single());
+        Assert.Equal("added", backend.Last!.Headers["X-Icap-Reqmod"]);
+        Assert.Equal("/submit?x=1", backend.Last.PathAndQuery);
+        Assert.Equal("posted body".Length, backend.Last.BodyLength);
+    }
+
+    [Fact]
+    public async Task Respmod_BodyChange_ReachesClient_WithCorrectContentLength()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new UpperCaseService());
+        await using var backend = await TextBackend("make me loud");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:upper:Uri", icap.Uri("upper")),
+            ("Gateway:Adaptation:Respmod:0", "upper")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/page");
+        var body = await response.Content.ReadAsByteArrayAsync();
+
+        var expected = "MAKE ME LOUD" + UpperCaseService.Suffix;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(expected, Encoding.UTF8.GetString(body));
+        Assert.Equal(Encoding.UTF8.GetByteCount(expected), response.Content.Headers.ContentLength);
+        Assert.Equal("upper", response.Headers.GetValues("X-Icap-Respmod").Single());
+    }
+
+    [Fact]
+    public async Task Reqmod_BlockPage_AnsweredWithoutReachingBackend()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(filterKeywords: new() { ["k1"] = "casino" });
+        await using var backend = await TextBackend();
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:filter:Uri", icap.Uri("filter")),
+            ("Gateway:Adaptation:Reqmod:0", "filter")));
+        using var client = gw.CreateClient();
+
+        using var blocked = await client.GetAsync("/games/casino-royale");
+        var page = await blocked.Content.ReadAsStringAsync();
+        using var allowed = await client.GetAsync("/games/chess");
+
+        Assert.Equal(HttpStatusCode.Forbidden, blocked.StatusCode);
+        Assert.Contains("Access blocked", page);
+        Assert.Equal(Encoding.UTF8.GetByteCount(page), blocked.Content.Headers.ContentLength);
+        Assert.Equal(0, backend.RequestsFor("/games/casino-royale"));
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal(1, backend.RequestsFor("/games/chess"));
+    }
+
+    [Theory]
+    [InlineData(0, "echo?prefer=200")]
+    [InlineData(1024, "echo?prefer=200")]
+    [InlineData(1024, "echo")]
+    [InlineData(200 * 1024, "echo")]
+    [InlineData(100 * 1024 * 1024, "echo?prefer=200")]
+    public async Task Respmod_Echo_BodiesByteIdentical_MemoryBounded(int size, string service)
+    {
+        var payload = RandomNumberGenerator.GetBytes(size);
+        await using var icap = await OwnIcapServer.StartAsync();
+        await using var backend = await TestBackend.StartAsync(ctx =>
+        {
+            ctx.Response.ContentType = "application/octet-stream";
+            ctx.Response.ContentLength = payload.Length;
+            return ctx.Response.Body.WriteAsync(payload).AsTask();
+        });
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:echo:Uri", icap.Uri(service)),
+            ("Gateway:Adaptation:Respmod:0", "echo")));
+        using var client = gw.CreateClient();
+
+        GC.Collect();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        long peak = 0;
+        using var response = await client.GetAsync("/blob", HttpCompletionOption.ResponseHeadersRead);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[81920];
+        long total = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            hash.AppendData(buffer, 0, n);
+            total += n;
+            if ((total & 0xFFFFF) < n) peak = Math.Max(peak, GC.GetTotalMemory(false) - before);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(size, total);
+        Assert.Equal(SHA256.HashData(payload), hash.GetHashAndReset());
+        Assert.Equal(size, response.Content.Headers.ContentLength);
+        if (size >= 100 * 1024 * 1024)
+        {
+            // The payload itself (100 MB) was allocated before 'before'; streaming must not hold another copy.
+            Assert.True(peak < 40L * 1024 * 1024, $"managed heap grew by {peak / 1024 / 1024} MB while streaming {size / 1024 / 1024} MB");
+        }
+    }
+
+    [Theory]
+    [InlineData("Bypass", 200)]
+    [InlineData("Fail", 502)]
+    public async Task Respmod_ServiceDown_FollowsOnError(string onError, int expected)
+    {
+        await using var backend = await TextBackend("original");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:gone:Uri", $"icap://127.0.0.1:{PortHelper.FreePort()}/echo"),
+            ("Gateway:Icap:Services:gone:OnError", onError),
+            ("Gateway:Adaptation:Respmod:0", "gone")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/x");
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(expected, (int)response.StatusCode);
+        if (expected == 200) Assert.Equal("original", body);
+        else Assert.Contains("ICAP service 'gone'", body);
+    }
+
+    [Theory]
+    [InlineData("Bypass", 200)]
+    [InlineData("Fail", 500)]
+    public async Task Reqmod_ServiceDown_FollowsOnError(string onError, int expected)
+    {
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            using var reader = new StreamReader(ctx.Request.Body);
+            await ctx.Response.WriteAsync("got:" + await reader.ReadToEndAsync());
+        });
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:gone:Uri", $"icap://127.0.0.1:{PortHelper.FreePort()}/echo"),
+            ("Gateway:Icap:Services:gone:OnError", onError),
+            ("Gateway:Adaptation:Reqmod:0", "gone")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.PostAsync("/x", new StringContent("payload"));
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(expected, (int)response.StatusCode);
+        if (expected == 200) Assert.Equal("got:payload", body);
+        else
+        {
+            Assert.Contains("ICAP service 'gone'", body);
+            Assert.Equal(0, backend.Requests);
+        }
+    }
+
+    [Fact]
+    public async Task SlowService_HitsIoTimeout()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.Silent);
+        await using var backend = await TextBackend();
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:slow:Uri", fake.Uri),
+            ("Gateway:Icap:Services:slow:IoTimeout", "00:00:01"),
+            ("Gateway:Adaptation:Respmod:0", "slow")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/x");
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains("timed out", body);
+    }
+
+    [Fact]
+    public async Task GarbageAnswer_CountsAsFailure_AndLimitMarksDown_ThenRevivalBringsBack()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.Garbage);
+        await using var backend = await TextBackend("original");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:bad:Uri", fake.Uri),
+            ("Gateway:Icap:Services:bad:FailureLimit", "2"),
+            ("Gateway:Icap:Services:bad:RevivalDelay", "00:00:01"),
+            ("Gateway:Adaptation:Respmod:0", "bad")));
+        using var client = gw.CreateClient();
+        using var admin = gw.CreateAdminClient();
+
+        using (var r1 = await client.GetAsync("/1")) Assert.Equal(HttpStatusCode.BadGateway, r1.StatusCode);
+        using (var ready = await admin.GetAsync("/readyz")) Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        using (var r2 = await client.GetAsync("/2")) Assert.Equal(HttpStatusCode.BadGateway, r2.StatusCode);
+        var transactions = fake.Transactions;
+        using (var ready = await admin.GetAsync("/readyz"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("bad", await ready.Content.ReadAsStringAsync());
+        }
+        // While down, the service is not even asked.
+        using (var r3 = await client.GetAsync("/3"))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, r3.StatusCode);
+            Assert.Contains("service down", await r3.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(transactions, fake.Transactions);
+
+        // The service is fixed; after the revival delay the next request probes it and it is back.
+        fake.CurrentMode = FakeIcapServer.Mode.Close;
+        var registry = gw.Services.GetRequiredService<IcapServiceRegistry>();
+        var sw = Stopwatch.StartNew();
+        while (registry.Get("bad")!.Client.Health.IsDown && sw.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(100);
+        using (var r4 = await client.GetAsync("/4")) Assert.Equal(HttpStatusCode.BadGateway, r4.StatusCode);
+        Assert.True(fake.Transactions > transactions, "after the revival delay the service is used again");
+    }
+
+    [Fact]
+    public async Task Revival_BringsServiceBack_AndReadyzRecovers()
+    {
+        var port = PortHelper.FreePort();
+        await using var backend = await TextBackend("original");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:e:Uri", $"icap://127.0.0.1:{port}/echo?prefer=200"),
+            ("Gateway:Icap:Services:e:OnError", "Bypass"),
+            ("Gateway:Icap:Services:e:FailureLimit", "1"),
+            ("Gateway:Icap:Services:e:RevivalDelay", "00:00:01"),
+            ("Gateway:Adaptation:Respmod:0", "e")));
+        using var client = gw.CreateClient();
+        using var admin = gw.CreateAdminClient();
+
+        using (var r1 = await client.GetAsync("/1")) Assert.Equal("original", await r1.Content.ReadAsStringAsync());
+        using (var ready = await admin.GetAsync("/readyz")) Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+
+        await using var icap = await OwnIcapServer.StartAsync(port);
+        var registry = gw.Services.GetRequiredService<IcapServiceRegistry>();
+        var sw = Stopwatch.StartNew();
+        while (registry.Get("e")!.Client.Health.IsDown && sw.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(100);
+        using (var r2 = await client.GetAsync("/2"))
+        {
+            Assert.Equal("original", await r2.Content.ReadAsStringAsync());
+        }
+        Assert.NotNull(registry.GetCurrentIsTag("e"));
+        using (var ready = await admin.GetAsync("/readyz")) Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        using var services = await admin.GetAsync("/icap/services");
+        Assert.Contains("\"state\": \"up\"", await services.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ForwardProxyTraffic_IsAdapted()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new UpperCaseService());
+        await using var backend = await TextBackend("forward me");
+        await using var gw = await GatewayHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Gateway:ForwardProxy:Enabled"] = "true",
+            ["Gateway:Icap:Services:upper:Uri"] = icap.Uri("upper"),
+            ["Gateway:Adaptation:Respmod:0"] = "upper",
+        });
+        using var client = gw.CreateForwardProxyClient();
+
+        var body = await client.GetStringAsync(new Uri(backend.Uri, "/fwd"));
+
+        Assert.Equal("FORWARD ME" + UpperCaseService.Suffix, body);
+    }
+
+    [Fact]
+    public async Task RouteMetadata_ReplacesTheChain()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new UpperCaseService());
+        await using var backend = await TextBackend("quiet");
+        var config = Config(backend.Uri,
+            ("Gateway:Icap:Services:upper:Uri", icap.Uri("upper")),
+            ("Gateway:Adaptation:Respmod:0", "upper"),
+            ("ReverseProxy:Routes:plain:ClusterId", "backend"),
+            ("ReverseProxy:Routes:plain:Match:Path", "/plain/{**rest}"),
+            ("ReverseProxy:Routes:plain:Metadata:Adaptation.Respmod", ""));
+        await using var gw = await GatewayHost.StartAsync(config);
+        using var client = gw.CreateClient();
+
+        Assert.Equal("quiet", await client.GetStringAsync("/plain/a"));
+        Assert.Equal("QUIET" + UpperCaseService.Suffix, await client.GetStringAsync("/other"));
+    }
+
+    [Fact]
+    public void InvalidConfiguration_ReportsEveryError()
+    {
+        var ex = Assert.Throws<GatewayConfigurationException>(() => GatewayHost.Build(new Dictionary<string, string?>
+        {
+            ["Gateway:Icap:Services:a:Uri"] = "http://not-icap/",
+            ["Gateway:Icap:Services:a:OnError"] = "Explode",
+            ["Gateway:Icap:Services:a:Colour"] = "blue",
+            ["Gateway:Icap:Services:b:Uri"] = "icap://127.0.0.1:1344/echo",
+            ["Gateway:Icap:Services:b:IoTimeout"] = "soon",
+            ["Gateway:Adaptation:Respmod:0"] = "nosuch",
+            ["Gateway:Adaptation:Bogus"] = "1",
+        }));
+        var keys = ex.Errors.Select(e => e.Key).ToArray();
+        Assert.Contains("Gateway:Icap:Services:a:Uri", keys);
+        Assert.Contains("Gateway:Icap:Services:a:OnError", keys);
+        Assert.Contains("Gateway:Icap:Services:a:Colour", keys);
+        Assert.Contains("Gateway:Icap:Services:b:IoTimeout", keys);
+        Assert.Contains("Gateway:Adaptation:Respmod", keys);
+        Assert.Contains("Gateway:Adaptation:Bogus", keys);
+    }
+}
