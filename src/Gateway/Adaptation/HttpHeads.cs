@@ -106,6 +106,7 @@ internal sealed class AdaptedBodyStream : Stream
     private readonly Func<Exception?, long, ValueTask> _onEnd;
     private long _read;
     private int _ended;
+    private bool _endedClean;
 
     public AdaptedBodyStream(Stream inner, long? expectedLength, Func<Exception?, long, ValueTask> onEnd)
     {
@@ -122,6 +123,12 @@ internal sealed class AdaptedBodyStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (Volatile.Read(ref _ended) != 0 && _endedClean) return 0;
+        if (buffer.IsEmpty)
+        {
+            // A zero-byte read (YARP's copier issues them) is not the end of the body.
+            return await _inner.ReadAsync(buffer, cancellationToken);
+        }
         int n;
         try
         {
@@ -139,7 +146,11 @@ internal sealed class AdaptedBodyStream : Stream
             await EndAsync(ex);
             throw ex;
         }
-        if (n == 0) await EndAsync(null);
+        if (n == 0)
+        {
+            _endedClean = true;
+            await EndAsync(null);
+        }
         return n;
     }
 
