@@ -11,7 +11,7 @@ namespace Gateway.Icap.Client;
 internal sealed class IcapBodyStream : Stream
 {
     private readonly IcapTransaction _transaction;
-    private readonly IcapChunkedDecoder _decoder = new(IcapParserLimits.Default);
+    private readonly IcapChunkedDecoder _decoder = new(IcapClientLimits.Value);
     private readonly Func<long, Stream?>? _originalFrom;
     private readonly Action<IcapClientException>? _onFailure;
     private Stream? _tail;

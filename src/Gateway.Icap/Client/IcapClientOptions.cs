@@ -42,3 +42,9 @@ public sealed record IcapClientOptions
 
     public int Port => Uri.IsDefaultPort || Uri.Port <= 0 ? 1344 : Uri.Port;
 }
+
+/// <summary>Parser limits of the client: the defaults, plus tolerance of obs-fold header lines some services send.</summary>
+internal static class IcapClientLimits
+{
+    public static readonly Gateway.Icap.Protocol.IcapParserLimits Value = Gateway.Icap.Protocol.IcapParserLimits.Default with { AllowObsFold = true };
+}

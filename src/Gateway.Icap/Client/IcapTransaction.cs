@@ -157,7 +157,7 @@ internal sealed class IcapTransaction : IAsyncDisposable
             var reader = new SequenceReader<byte>(buffer);
             try
             {
-                if (head is null && IcapParser.TryParseResponseHead(ref reader, IcapParserLimits.Default, method, out var parsed))
+                if (head is null && IcapParser.TryParseResponseHead(ref reader, IcapClientLimits.Value, method, out var parsed))
                 {
                     head = parsed;
                     if (head.ConnectionClose) ConnectionCloseRequested = true;
@@ -169,7 +169,7 @@ internal sealed class IcapTransaction : IAsyncDisposable
                         Reader.AdvanceTo(reader.Position);
                         return (head, null, null);
                     }
-                    if (IcapParser.TryParseEncapsulatedHeads(ref reader, e, IcapParserLimits.Default, out var req, out var res))
+                    if (IcapParser.TryParseEncapsulatedHeads(ref reader, e, IcapClientLimits.Value, out var req, out var res))
                     {
                         Reader.AdvanceTo(reader.Position);
                         return (head, req, res);
@@ -220,7 +220,7 @@ internal sealed class IcapTransaction : IAsyncDisposable
     /// <summary>Reads and discards a chunked body (an OPTIONS opt-body, an error answer's body).</summary>
     public async Task SkipChunkedBodyAsync()
     {
-        var decoder = new IcapChunkedDecoder(IcapParserLimits.Default);
+        var decoder = new IcapChunkedDecoder(IcapClientLimits.Value);
         while (true)
         {
             var result = await ReadAsync();
