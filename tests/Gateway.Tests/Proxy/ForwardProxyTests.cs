@@ -157,6 +157,52 @@ public sealed class ForwardProxyTests
     }
 
     [Fact]
+    public async Task Connect_AfterEarlierRequests_OnAKeepAliveConnection_Tunnels()
+    {
+        await using var backend = await TestBackend.StartAsync(ctx => { ctx.Response.ContentLength = 5; return ctx.Response.WriteAsync("first"); });
+        using var echo = new TcpListener(IPAddress.Loopback, 0);
+        echo.Start();
+        var echoPort = ((IPEndPoint)echo.LocalEndpoint).Port;
+        var echoTask = Task.Run(async () =>
+        {
+            using var s = await echo.AcceptSocketAsync();
+            var buf = new byte[8192];
+            int n;
+            while ((n = await s.ReceiveAsync(buf)) > 0)
+            {
+                await s.SendAsync(buf.AsMemory(0, n));
+            }
+        });
+        await using var gw = await GatewayHost.StartAsync(ForwardConfig(new() { ["Gateway:ForwardProxy:ConnectPorts:0"] = echoPort.ToString() }));
+
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(gw.ProxyEndPoint);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET {backend.Uri}x HTTP/1.1\r\nHost: 127.0.0.1:{backend.Port}\r\n\r\n"));
+        var first = await ReadHeadAsync(stream);
+        Assert.StartsWith("HTTP/1.1 200", first);
+        var length = int.Parse(first.Split("\r\n").First(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))[15..].Trim());
+        var body = new byte[length];
+        await stream.ReadExactlyAsync(body);
+        Assert.Equal("first", Encoding.ASCII.GetString(body));
+
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"CONNECT 127.0.0.1:{echoPort} HTTP/1.1\r\nHost: 127.0.0.1:{echoPort}\r\n\r\n"));
+        var head = await ReadHeadAsync(stream);
+        Assert.StartsWith("HTTP/1.1 200 Connection established", head);
+        var payload = RandomNumberGenerator.GetBytes(50_000);
+        await stream.WriteAsync(payload);
+        var back = new byte[payload.Length];
+        await stream.ReadExactlyAsync(back).AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(payload, back);
+
+        tcp.Client.Shutdown(SocketShutdown.Send);
+        await echoTask.WaitAsync(TimeSpan.FromSeconds(20));
+        var rest = new MemoryStream();
+        await stream.CopyToAsync(rest).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, rest.Length); // nothing of Kestrel's own CONNECT response leaks into the tunnel
+    }
+
+    [Fact]
     public async Task Connect_ToPortNotAllowed_Gets403()
     {
         await using var gw = await GatewayHost.StartAsync(ForwardConfig());

@@ -65,10 +65,13 @@ public sealed class ReverseProxyTests
         Assert.Equal(SHA256.HashData(payload), SHA256.HashData(body));
     }
 
-    [Fact]
-    public async Task Forwards_PostBody()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3 * 1024 * 1024 + 7)]
+    [InlineData(40 * 1024 * 1024)]
+    public async Task Forwards_PostBody(int size)
     {
-        var payload = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 7);
+        var payload = RandomNumberGenerator.GetBytes(size);
         await using var backend = await TestBackend.StartAsync(async ctx =>
         {
             using var ms = new MemoryStream();
@@ -84,6 +87,47 @@ public sealed class ReverseProxyTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("POST", response.Headers.GetValues("X-Method").Single());
         Assert.Equal(SHA256.HashData(payload), await response.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task ConfiguredRequestBodyLimit_IsHonoured()
+    {
+        await using var backend = await TestBackend.StartAsync(async ctx => { await ctx.Request.Body.CopyToAsync(Stream.Null); await ctx.Response.WriteAsync("read"); });
+        await using var gw = await GatewayHost.StartAsync(RouteTo(backend.Uri, new() { ["Kestrel:Limits:MaxRequestBodySize"] = "1000" }));
+        using var client = gw.CreateClient();
+
+        using var response = await client.PostAsync("/upload", new ByteArrayContent(new byte[5000]));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Routes_HotReload_WhenAppsettingsChanges()
+    {
+        await using var a = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("A"));
+        await using var b = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("B"));
+        var root = Directory.CreateTempSubdirectory("gw-reload-").FullName;
+        var file = Path.Combine(root, "appsettings.json");
+        static string Settings(Uri destination) => $$"""
+            { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{**all}" } } },
+                                "Clusters": { "c": { "Destinations": { "d": { "Address": "{{destination}}" } } } } } }
+            """;
+        await File.WriteAllTextAsync(file, Settings(a.Uri));
+        await using var gw = await GatewayHost.StartAsync(contentRoot: root);
+        using var client = gw.CreateClient();
+        Assert.Equal("A", await client.GetStringAsync("/"));
+
+        await File.WriteAllTextAsync(file, Settings(b.Uri));
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string seen;
+        do
+        {
+            await Task.Delay(200);
+            seen = await client.GetStringAsync("/");
+        }
+        while (seen != "B" && DateTime.UtcNow < deadline);
+
+        Assert.Equal("B", seen);
     }
 
     [Fact]
