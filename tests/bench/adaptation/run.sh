@@ -75,7 +75,7 @@ bench() { # $1 label, $2 service URI
   local out; out=$(wrk -t2 -c"$CONN" -d"$DUR" --latency "http://127.0.0.1:$PROXY/1k.bin")
   local rps p99 errs
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}'); p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr '\n' ' ')
+  errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr '\n' ' ' || true)
   printf '%-34s %10s req/s   p99 %8s   %s\n' "$1" "$rps" "$p99" "$errs"
   stop_gateway
 }
