@@ -3,7 +3,6 @@ using System.Text;
 using Gateway.Icap.Client;
 using Gateway.Icap.Protocol;
 using Gateway.Proxy;
-using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Adaptation;
 
@@ -26,17 +25,7 @@ internal sealed class AdaptationCaller
 
     public IcapServiceRegistry Registry { get; }
 
-    /// <summary>The chain for this request: the route's <c>Adaptation.Reqmod</c>/<c>Adaptation.Respmod</c> metadata, else the default.</summary>
-    public IReadOnlyList<string> ResolveChain(HttpContext context, IcapMethod method)
-    {
-        var key = method == IcapMethod.Reqmod ? AdaptationSettings.RouteReqmodKey : AdaptationSettings.RouteRespmodKey;
-        var metadata = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.Metadata;
-        if (metadata is not null && metadata.TryGetValue(key, out var value))
-        {
-            return AdaptationSettings.ParseNames(value ?? string.Empty);
-        }
-        return method == IcapMethod.Reqmod ? Registry.Settings.Reqmod : Registry.Settings.Respmod;
-    }
+    public IReadOnlyList<string> ResolveChain(HttpContext context, IcapMethod method) => Registry.ResolveChain(context, method);
 
     public async Task<CallResult> CallAsync(IcapServiceEntry service, IcapAdaptationRequest request, Stream? body, CancellationToken cancellationToken)
     {

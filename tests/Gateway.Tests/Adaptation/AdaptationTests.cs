@@ -337,4 +337,95 @@ public sealed class AdaptationTests
         Assert.Contains("Gateway:Adaptation:Respmod", keys);
         Assert.Contains("Gateway:Adaptation:Bogus", keys);
     }
+
+    [Fact]
+    public async Task EarlyAnswer_WhileTheBodyIsStillBeingSent_IsUsed()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.EarlyBlock);
+        var payload = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentLength = payload.Length;
+            for (var offset = 0; offset < payload.Length; offset += 65536) await ctx.Response.Body.WriteAsync(payload.AsMemory(offset, 65536));
+        });
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:early:Uri", fake.Uri),
+            ("Gateway:Adaptation:Respmod:0", "early")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/big");
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal("blocked early", await response.Content.ReadAsStringAsync());
+        Assert.Equal(13, response.Content.Headers.ContentLength);
+    }
+
+    [Fact]
+    public async Task TransferIgnore_SkipsTheService()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.Garbage) { OptionsExtra = "Transfer-Ignore: jpg, png\r\nTransfer-Preview: *\r\n" };
+        await using var backend = await TextBackend("picture bytes");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Adaptation:Respmod:0", "f")));
+        using var client = gw.CreateClient();
+
+        Assert.Equal("picture bytes", await client.GetStringAsync("/img/cat.JPG?size=2"));
+        Assert.Equal(0, fake.Transactions);
+    }
+
+    [Fact]
+    public async Task Reqmod_SendsClientIpAndAuthenticatedUser()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.NoContent);
+        await using var backend = await TextBackend();
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Adaptation:Reqmod:0", "f")));
+        using var client = gw.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/who");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("alice:secret")));
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("X-Client-IP: 127.0.0.1\r\n", fake.LastRequest);
+        Assert.Contains("X-Authenticated-User: " + Convert.ToBase64String(Encoding.UTF8.GetBytes("alice")) + "\r\n", fake.LastRequest);
+        Assert.Contains("Allow: 204", fake.LastRequest);
+        Assert.Equal(1, backend.Requests);
+    }
+
+    [Fact]
+    public async Task Respmod_LargeBody_IsSentWithoutAllow204()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.EarlyBlock);
+        await using var backend = await TextBackend(new string('a', 100_000));
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Adaptation:Respmod:0", "f")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/large");
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.DoesNotContain("Allow: 204", fake.LastRequest);
+    }
+
+    [Fact]
+    public async Task CacheSeam_ReportsCurrentIsTags()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.NoContent);
+        await using var backend = await TextBackend();
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Adaptation:Respmod:0", "f")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/tagged");
+        var registry = gw.Services.GetRequiredService<IcapServiceRegistry>();
+
+        Assert.Equal("\"FAKE-1\"", registry.GetCurrentIsTag("f"));
+        var context = new DefaultHttpContext();
+        Assert.Equal("\"FAKE-1\"", registry.GetCurrentTags(context)!["f"]);
+    }
 }

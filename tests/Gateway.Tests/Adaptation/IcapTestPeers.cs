@@ -91,7 +91,7 @@ public sealed class UpperCaseService : IcapService
 /// </summary>
 public sealed class FakeIcapServer : IAsyncDisposable
 {
-    public enum Mode { Garbage, Silent, Close }
+    public enum Mode { Garbage, Silent, Close, NoContent, EarlyBlock }
 
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
@@ -112,6 +112,12 @@ public sealed class FakeIcapServer : IAsyncDisposable
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public int Transactions => Volatile.Read(ref _transactions);
+
+    /// <summary>Extra OPTIONS header lines (each ending in CRLF), e.g. <c>Transfer-Ignore: jpg\r\n</c>.</summary>
+    public string OptionsExtra { get; set; } = string.Empty;
+
+    /// <summary>The ICAP head (and whatever followed in the same reads) of the last REQMOD/RESPMOD.</summary>
+    public string? LastRequest { get; private set; }
 
     public string Uri => $"icap://127.0.0.1:{Port}/fake";
 
@@ -151,10 +157,11 @@ public sealed class FakeIcapServer : IAsyncDisposable
                 if (text.StartsWith("OPTIONS", StringComparison.Ordinal))
                 {
                     pending.Clear();
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes("ICAP/1.0 200 OK\r\nMethods: REQMOD, RESPMOD\r\nISTag: \"FAKE-1\"\r\nAllow: 204\r\nEncapsulated: null-body=0\r\n\r\n"), _stop.Token);
+                    await stream.WriteAsync(Encoding.ASCII.GetBytes("ICAP/1.0 200 OK\r\nMethods: REQMOD, RESPMOD\r\nISTag: \"FAKE-1\"\r\nAllow: 204\r\n" + OptionsExtra + "Encapsulated: null-body=0\r\n\r\n"), _stop.Token);
                     continue;
                 }
                 Interlocked.Increment(ref _transactions);
+                LastRequest = text;
                 switch (CurrentMode)
                 {
                     case Mode.Garbage:
@@ -164,6 +171,28 @@ public sealed class FakeIcapServer : IAsyncDisposable
                     case Mode.Close:
                         client.Close();
                         return;
+                    case Mode.NoContent:
+                        // Answer 204 once the message is complete (null-body, or the last chunk seen).
+                        while (!(text.Contains("null-body") || text.EndsWith("0\r\n\r\n", StringComparison.Ordinal) || text.EndsWith("0; ieof\r\n\r\n", StringComparison.Ordinal)))
+                        {
+                            n = await stream.ReadAsync(buffer, _stop.Token);
+                            if (n == 0) return;
+                            pending.Append(Encoding.Latin1.GetString(buffer, 0, n));
+                            text = pending.ToString();
+                        }
+                        pending.Clear();
+                        await stream.WriteAsync(Encoding.ASCII.GetBytes("ICAP/1.0 204 No Content\r\nISTag: \"FAKE-1\"\r\n\r\n"), _stop.Token);
+                        continue;
+                    case Mode.EarlyBlock:
+                        {
+                            // Answer at once, without reading the body, then drain whatever the client still sends.
+                            var http = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n";
+                            var answer = $"ICAP/1.0 200 OK\r\nISTag: \"FAKE-1\"\r\nEncapsulated: res-hdr=0, res-body={http.Length}\r\n\r\n{http}d\r\nblocked early\r\n0\r\n\r\n";
+                            await stream.WriteAsync(Encoding.ASCII.GetBytes(answer), _stop.Token);
+                            pending.Clear();
+                            while (await stream.ReadAsync(buffer, _stop.Token) > 0) { }
+                            return;
+                        }
                     case Mode.Silent:
                         // read everything, answer nothing
                         pending.Clear();
