@@ -428,4 +428,44 @@ public sealed class AdaptationTests
         var context = new DefaultHttpContext();
         Assert.Equal("\"FAKE-1\"", registry.GetCurrentTags(context)!["f"]);
     }
+
+    [Fact]
+    public async Task Reqmod_RewritesRequestLineAndBody()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new RewriteService());
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            using var reader = new StreamReader(ctx.Request.Body);
+            await ctx.Response.WriteAsync($"{ctx.Request.Method} {ctx.Request.Path}{ctx.Request.QueryString} {await reader.ReadToEndAsync()}");
+        });
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:rw:Uri", icap.Uri("rewrite")),
+            ("Gateway:Adaptation:Reqmod:0", "rw")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.PostAsync("/old/item?id=7", new StringContent("original body"));
+
+        Assert.Equal("PUT /new/item?id=7 rewritten body", await response.Content.ReadAsStringAsync());
+        Assert.Equal(0, backend.RequestsFor("/old/item?id=7"));
+    }
+
+    [Fact]
+    public async Task Chain_AppliesServicesInOrder()
+    {
+        await using var icap = await OwnIcapServer.StartAsync(extra: new UpperCaseService());
+        await using var backend = await TextBackend("twice");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:echo:Uri", icap.Uri("echo?prefer=200")),
+            ("Gateway:Icap:Services:upper:Uri", icap.Uri("upper")),
+            ("Gateway:Adaptation:Respmod:0", "echo"),
+            ("Gateway:Adaptation:Respmod:1", "upper"),
+            ("Gateway:Adaptation:Respmod:2", "echo")));
+        using var client = gw.CreateClient();
+
+        using var response = await client.GetAsync("/chain");
+
+        var expected = "TWICE" + UpperCaseService.Suffix;
+        Assert.Equal(expected, await response.Content.ReadAsStringAsync());
+        Assert.Equal(expected.Length, response.Content.Headers.ContentLength);
+    }
 }

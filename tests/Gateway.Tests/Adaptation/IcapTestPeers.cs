@@ -65,6 +65,25 @@ public sealed class AddHeaderService : IcapService
     }
 }
 
+/// <summary>REQMOD test service: rewrites the request line (<c>/old/…</c> becomes <c>PUT /new/…</c>) and replaces the body.</summary>
+public sealed class RewriteService : IcapService
+{
+    public RewriteService() : base("rewrite") { }
+
+    public override IcapServiceDeclaration Declaration { get; } = new() { PreviewSize = null };
+
+    public override async ValueTask HandleAsync(IcapRequestContext context, CancellationToken cancellationToken)
+    {
+        if (context.HasBody) await context.Body.CopyToAsync(Stream.Null, cancellationToken);
+        var head = context.HttpRequest!.Clone();
+        head.Method = "PUT";
+        head.Target = head.Target.Replace("/old/", "/new/", StringComparison.Ordinal);
+        var body = Encoding.UTF8.GetBytes("rewritten body");
+        head.Headers.Set("Content-Length", body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await context.RespondAsync(head, new MemoryStream(body), cancellationToken);
+    }
+}
+
 /// <summary>RESPMOD test service: replaces the body with its upper-case form plus a suffix (a different length), keeping the old Content-Length header (a lie the gateway must fix).</summary>
 public sealed class UpperCaseService : IcapService
 {
