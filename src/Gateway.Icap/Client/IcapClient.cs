@@ -221,6 +221,16 @@ public sealed class IcapClient : IAsyncDisposable
         }
     }
 
+    /// <summary>REQMOD of a request head and its body (null: none).</summary>
+    public Task<IcapResult> SendReqmodAsync(HttpRequestHead request, Stream? body, long? bodyLength = null, CancellationToken cancellationToken = default)
+        => SendAsync(new IcapAdaptationRequest { Method = IcapMethod.Reqmod, HttpRequest = request, Body = body, BodyLength = bodyLength }, cancellationToken);
+
+    /// <summary>RESPMOD of a response (with the request that produced it) and its body (null: none).</summary>
+    public Task<IcapResult> SendRespmodAsync(HttpRequestHead request, HttpResponseHead response, Stream? body, long? bodyLength = null,
+        CancellationToken cancellationToken = default)
+        => SendAsync(new IcapAdaptationRequest { Method = IcapMethod.Respmod, HttpRequest = request, HttpResponse = response, Body = body, BodyLength = bodyLength },
+            cancellationToken);
+
     private async ValueTask EnsureAvailableAsync(CancellationToken cancellationToken)
     {
         if (Health.IsDown)

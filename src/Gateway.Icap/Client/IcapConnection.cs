@@ -74,7 +74,7 @@ internal sealed class IcapConnection : IAsyncDisposable
         if (IsDisposed) return false;
         try
         {
-            return !_socket.Poll(0, SelectMode.SelectRead) && !_socket.Poll(0, SelectMode.SelectError);
+            return !_socket.Poll(0, SelectMode.SelectRead);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {

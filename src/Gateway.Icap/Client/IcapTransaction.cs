@@ -18,7 +18,7 @@ internal sealed class IcapTransaction : IAsyncDisposable
     private readonly IcapConnectionPool _pool;
     private readonly IcapClientOptions _options;
     private readonly CancellationTokenSource _readCts;
-    private readonly CancellationTokenSource _writeCts;
+    private CancellationTokenSource _writeCts;
     private readonly CancellationToken _callerToken;
     private Task? _sender;
     private Exception? _senderError;
@@ -33,8 +33,9 @@ internal sealed class IcapTransaction : IAsyncDisposable
         Reused = reused;
         _options = options;
         _callerToken = cancellationToken;
+        // Sequential reads and writes share one timeout source; the body pump gets its own (StartSender).
         _readCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        _writeCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _writeCts = _readCts;
     }
 
     public IcapConnection Connection { get; }
@@ -81,7 +82,10 @@ internal sealed class IcapTransaction : IAsyncDisposable
 
     /// <summary>Starts the body pump: the rest of the buffered bytes, then the source to its end, then the last chunk.</summary>
     public void StartSender(ReadOnlyMemory<byte> bufferedRest, Stream? source)
-        => _sender = Task.Run(() => PumpAsync(bufferedRest, source));
+    {
+        _writeCts = CancellationTokenSource.CreateLinkedTokenSource(_callerToken);
+        _sender = Task.Run(() => PumpAsync(bufferedRest, source));
+    }
 
     private async Task PumpAsync(ReadOnlyMemory<byte> bufferedRest, Stream? source)
     {
@@ -286,7 +290,7 @@ internal sealed class IcapTransaction : IAsyncDisposable
             try { await s; } catch (Exception) { }
         }
         _readCts.Dispose();
-        _writeCts.Dispose();
+        if (!ReferenceEquals(_writeCts, _readCts)) _writeCts.Dispose();
         await _pool.ReturnAsync(Connection, reusable);
     }
 
