@@ -468,4 +468,43 @@ public sealed class AdaptationTests
         Assert.Equal(expected, await response.Content.ReadAsStringAsync());
         Assert.Equal(expected.Length, response.Content.Headers.ContentLength);
     }
+
+    [Fact]
+    public async Task PooledConnectionClosedBeforeAnswer_IsRetriedOnce()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.CloseSecond);
+        await using var backend = await TextBackend("original");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Adaptation:Respmod:0", "f")));
+        using var client = gw.CreateClient();
+
+        Assert.Equal("original", await client.GetStringAsync("/1"));
+        Assert.Equal("original", await client.GetStringAsync("/2"));
+
+        // /2 was sent on the pooled connection (dropped without an answer), then once more on a fresh one.
+        Assert.Equal(3, fake.Transactions);
+        var registry = gw.Services.GetRequiredService<IcapServiceRegistry>();
+        Assert.Equal(0, registry.Get("f")!.Client.Health.TotalFailures);
+    }
+
+    [Fact]
+    public async Task Non200Options_MarksTheServiceDown()
+    {
+        await using var fake = new FakeIcapServer(FakeIcapServer.Mode.NoContent) { OptionsStatus = "404 ICAP Service Not Found" };
+        await using var backend = await TextBackend("original");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:f:Uri", fake.Uri),
+            ("Gateway:Icap:Services:f:OnError", "Bypass"),
+            ("Gateway:Adaptation:Respmod:0", "f")));
+        using var client = gw.CreateClient();
+        using var admin = gw.CreateAdminClient();
+
+        Assert.Equal("original", await client.GetStringAsync("/1"));
+
+        using var ready = await admin.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("OPTIONS answered 404", await ready.Content.ReadAsStringAsync());
+        Assert.Equal(0, fake.Transactions);
+    }
 }

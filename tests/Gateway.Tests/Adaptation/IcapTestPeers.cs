@@ -110,7 +110,7 @@ public sealed class UpperCaseService : IcapService
 /// </summary>
 public sealed class FakeIcapServer : IAsyncDisposable
 {
-    public enum Mode { Garbage, Silent, Close, NoContent, EarlyBlock }
+    public enum Mode { Garbage, Silent, Close, NoContent, EarlyBlock, CloseSecond }
 
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
@@ -131,6 +131,9 @@ public sealed class FakeIcapServer : IAsyncDisposable
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public int Transactions => Volatile.Read(ref _transactions);
+
+    /// <summary>Status line of the OPTIONS answer.</summary>
+    public string OptionsStatus { get; set; } = "200 OK";
 
     /// <summary>Extra OPTIONS header lines (each ending in CRLF), e.g. <c>Transfer-Ignore: jpg\r\n</c>.</summary>
     public string OptionsExtra { get; set; } = string.Empty;
@@ -166,6 +169,7 @@ public sealed class FakeIcapServer : IAsyncDisposable
             var stream = client.GetStream();
             var buffer = new byte[64 * 1024];
             var pending = new StringBuilder();
+            var onThisConnection = 0;
             while (!_stop.IsCancellationRequested)
             {
                 var n = await stream.ReadAsync(buffer, _stop.Token);
@@ -176,11 +180,17 @@ public sealed class FakeIcapServer : IAsyncDisposable
                 if (text.StartsWith("OPTIONS", StringComparison.Ordinal))
                 {
                     pending.Clear();
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes("ICAP/1.0 200 OK\r\nMethods: REQMOD, RESPMOD\r\nISTag: \"FAKE-1\"\r\nAllow: 204\r\n" + OptionsExtra + "Encapsulated: null-body=0\r\n\r\n"), _stop.Token);
+                    await stream.WriteAsync(Encoding.ASCII.GetBytes("ICAP/1.0 " + OptionsStatus + "\r\nMethods: REQMOD, RESPMOD\r\nISTag: \"FAKE-1\"\r\nAllow: 204\r\n" + OptionsExtra + "Encapsulated: null-body=0\r\n\r\n"), _stop.Token);
                     continue;
                 }
                 Interlocked.Increment(ref _transactions);
                 LastRequest = text;
+                if (CurrentMode == Mode.CloseSecond && ++onThisConnection == 2)
+                {
+                    // A keep-alive connection the server drops just as the client reuses it: no answer at all.
+                    client.Close();
+                    return;
+                }
                 switch (CurrentMode)
                 {
                     case Mode.Garbage:
@@ -191,6 +201,7 @@ public sealed class FakeIcapServer : IAsyncDisposable
                         client.Close();
                         return;
                     case Mode.NoContent:
+                    case Mode.CloseSecond:
                         // Answer 204 once the message is complete (null-body, or the last chunk seen).
                         while (!(text.Contains("null-body") || text.EndsWith("0\r\n\r\n", StringComparison.Ordinal) || text.EndsWith("0; ieof\r\n\r\n", StringComparison.Ordinal)))
                         {
