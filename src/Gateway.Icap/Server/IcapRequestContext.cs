@@ -136,6 +136,14 @@ public sealed class IcapRequestContext
         return _connection.WriteResponseAsync(this, 200, null, head, body, default, null, cancellationToken);
     }
 
+    /// <summary>200 with only a body (no HTTP head), for a request that encapsulated only a body.</summary>
+    public ValueTask RespondBodyAsync(Stream body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        MarkResponded();
+        return _connection.WriteResponseAsync(this, 200, null, null, body, default, null, cancellationToken);
+    }
+
     /// <summary>200 with an HTTP response built here, e.g. a 403 block page; Content-Length is set from <paramref name="body"/>.</summary>
     public ValueTask RespondHttpAsync(int statusCode, string reasonPhrase, IcapHeaders? headers, ReadOnlyMemory<byte> body,
         CancellationToken cancellationToken = default)
