@@ -209,7 +209,21 @@ internal sealed class IcapConnectionPool : IAsyncDisposable
             if (idle is not null) return (idle, true);
             if (wait is not null)
             {
-                await wait.Task.WaitAsync(cancellationToken);
+                try
+                {
+                    await wait.Task.WaitAsync(_options.IoTimeout, _time, cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                    wait.TrySetCanceled();
+                    throw new IcapClientException(IcapClientError.Timeout,
+                        $"no connection to {_options.Host}:{_options.Port} became free within {_options.IoTimeout.TotalSeconds:0.###} s (limit {Limit})");
+                }
+                catch (OperationCanceledException)
+                {
+                    wait.TrySetCanceled();
+                    throw;
+                }
                 continue;
             }
             try
@@ -259,9 +273,9 @@ internal sealed class IcapConnectionPool : IAsyncDisposable
     {
         // Wake one waiter per free slot or idle connection; each re-checks under the lock.
         var capacity = _limit - _open + _idle.Count;
-        while (capacity-- > 0 && _waiters.TryDequeue(out var w))
+        while (capacity > 0 && _waiters.TryDequeue(out var w))
         {
-            w.TrySetResult();
+            if (w.TrySetResult()) capacity--; // a waiter that gave up does not use a slot
         }
     }
 

@@ -78,7 +78,14 @@ internal sealed class RespmodStage : IResponseStage
         }
 
         if (changedHead) HttpHeads.ApplyResponse(http.Response, responseHead);
-        if (bodiless || !changedBody) return;
+        if (bodiless)
+        {
+            // HEAD, 1xx, 204, 304: no body goes to the client, whatever a service sent (disposing it frees its connection).
+            if (body is not null && changedBody) await body.DisposeAsync();
+            if (changedHead) http.Response.ContentLength = HttpHeads.DeclaredLength(responseHead.Headers);
+            return;
+        }
+        if (!changedBody) return;
 
         if (body is null)
         {

@@ -507,4 +507,26 @@ public sealed class AdaptationTests
         Assert.Contains("OPTIONS answered 404", await ready.Content.ReadAsStringAsync());
         Assert.Equal(0, fake.Transactions);
     }
+
+    [Fact]
+    public async Task Respmod_HeadRequest_KeepsHeadersAndSendsNoBody()
+    {
+        await using var icap = await OwnIcapServer.StartAsync();
+        await using var backend = await TextBackend("twelve bytes");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:echo:Uri", icap.Uri("echo?prefer=200")),
+            ("Gateway:Icap:Services:echo:MaxConnections", "1"),
+            ("Gateway:Adaptation:Respmod:0", "echo")));
+        using var client = gw.CreateClient();
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/h"));
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal(12, head.Content.Headers.ContentLength);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+        // With one pooled connection, a leaked one would make this wait forever.
+        Assert.Equal("twelve bytes", await client.GetStringAsync("/g"));
+    }
 }
