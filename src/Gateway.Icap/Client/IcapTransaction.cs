@@ -170,11 +170,13 @@ internal sealed class IcapTransaction : IAsyncDisposable
                 {
                     if (head.Encapsulated is not { } e || head.StatusCode is not (200 or 206))
                     {
+                        CountReceived(reader.Consumed);
                         Reader.AdvanceTo(reader.Position);
                         return (head, null, null);
                     }
                     if (IcapParser.TryParseEncapsulatedHeads(ref reader, e, IcapClientLimits.Value, out var req, out var res))
                     {
+                        CountReceived(reader.Consumed);
                         Reader.AdvanceTo(reader.Position);
                         return (head, req, res);
                     }

@@ -529,4 +529,38 @@ public sealed class AdaptationTests
         // With one pooled connection, a leaked one would make this wait forever.
         Assert.Equal("twelve bytes", await client.GetStringAsync("/g"));
     }
+
+    [Fact]
+    public async Task Telemetry_ActivityPerCall_WithServiceStatusIsTagAndBytes()
+    {
+        var stopped = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == "Gateway",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a => { if (a.OperationName.StartsWith("ICAP ", StringComparison.Ordinal)) stopped.Enqueue(a); },
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var icap = await OwnIcapServer.StartAsync();
+        await using var backend = await TextBackend("measured body");
+        await using var gw = await GatewayHost.StartAsync(Config(backend.Uri,
+            ("Gateway:Icap:Services:echo:Uri", icap.Uri("echo?prefer=200")),
+            ("Gateway:Adaptation:Respmod:0", "echo")));
+        using var client = gw.CreateClient();
+
+        Assert.Equal("measured body", await client.GetStringAsync("/t"));
+
+        var sw = Stopwatch.StartNew();
+        while (stopped.IsEmpty && sw.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        var activity = Assert.Single(stopped);
+        Assert.Equal("ICAP RESPMOD", activity.OperationName);
+        Assert.Equal(ActivityKind.Client, activity.Kind);
+        Assert.Equal("echo", activity.GetTagItem("icap.service"));
+        Assert.Equal("RESPMOD", activity.GetTagItem("icap.method"));
+        Assert.Equal(200, activity.GetTagItem("icap.status"));
+        Assert.StartsWith("\"GW-", (string)activity.GetTagItem("icap.istag")!);
+        Assert.True((long)activity.GetTagItem("icap.bytes_sent")! > 13);
+        Assert.True((long)activity.GetTagItem("icap.bytes_received")! > 13);
+        Assert.Equal(13L, activity.GetTagItem("icap.body_bytes"));
+    }
 }
