@@ -168,7 +168,7 @@ public sealed class IcapClient : IAsyncDisposable
                 : Math.Max(Options.ReplayBufferSize + 1, (preview ?? 0) + 1);
             try
             {
-                await replay.FillAsync(request.Body, target, cancellationToken);
+                await replay.FillAsync(request.Body, target, request.BodyLength, cancellationToken);
             }
             catch (IcapClientException ex)
             {

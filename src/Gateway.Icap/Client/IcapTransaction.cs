@@ -13,7 +13,7 @@ namespace Gateway.Icap.Client;
 internal sealed class IcapTransaction : IAsyncDisposable
 {
     private const int ChunkPrefix = 18; // room for "ffffffffffffffff\r\n"
-    private const int ChunkData = 64 * 1024;
+    private const int ChunkData = 64 * 1024 - 32; // prefix + data + CRLF fit a 64 KB pooled array (not LOH-sized)
 
     private readonly IcapConnectionPool _pool;
     private readonly IcapClientOptions _options;

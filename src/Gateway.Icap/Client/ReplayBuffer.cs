@@ -17,8 +17,11 @@ internal sealed class ReplayBuffer : IDisposable
 
     public ReadOnlyMemory<byte> Memory => _array is null ? ReadOnlyMemory<byte>.Empty : _array.AsMemory(0, Length);
 
-    /// <summary>Reads until <paramref name="target"/> bytes are buffered or the source ends.</summary>
-    public async Task FillAsync(Stream? source, int target, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads until <paramref name="target"/> bytes are buffered or the source ends. The buffer starts at the known
+    /// length (or 16 KB) and grows, so small bodies never rent large (LOH-sized) arrays.
+    /// </summary>
+    public async Task FillAsync(Stream? source, int target, long? knownLength, CancellationToken cancellationToken)
     {
         if (source is null)
         {
@@ -26,12 +29,20 @@ internal sealed class ReplayBuffer : IDisposable
             return;
         }
         if (target <= 0) return;
-        _array = ArrayPool<byte>.Shared.Rent(target);
+        var initial = knownLength is { } known && known < target ? (int)known + 1 : Math.Min(target, 16 * 1024);
+        _array = ArrayPool<byte>.Shared.Rent(Math.Max(initial, 16));
         try
         {
             while (Length < target)
             {
-                var n = await source.ReadAsync(_array.AsMemory(Length, target - Length), cancellationToken);
+                if (Length == _array.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(target, _array.Length * 2));
+                    _array.AsSpan(0, Length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(_array);
+                    _array = bigger;
+                }
+                var n = await source.ReadAsync(_array.AsMemory(Length, Math.Min(target, _array.Length) - Length), cancellationToken);
                 if (n == 0)
                 {
                     Complete = true;

@@ -244,11 +244,19 @@ internal sealed class PrefixedStream : Stream
     /// </summary>
     public static async ValueTask<(Stream Body, long? ExactLength)> ReadAheadAsync(Stream body, int limit, CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+        // Start small and grow: most adapted bodies are small, and large pooled arrays would be LOH-sized.
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(limit + 1, 16 * 1024));
         var filled = 0;
         while (filled <= limit)
         {
-            var n = await body.ReadAsync(buffer.AsMemory(filled, limit + 1 - filled), cancellationToken);
+            if (filled == buffer.Length)
+            {
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(limit + 1, buffer.Length * 2));
+                buffer.AsSpan(0, filled).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = bigger;
+            }
+            var n = await body.ReadAsync(buffer.AsMemory(filled, Math.Min(limit + 1, buffer.Length) - filled), cancellationToken);
             if (n == 0)
             {
                 return (new PrefixedStream(buffer, filled, body), filled);
