@@ -106,6 +106,7 @@ internal sealed class IcapServerConnection
         ResponseStarted = false;
         _closeAfterResponse = head.ConnectionClose || _closeRequested;
         IcapService? service = null;
+        IcapBodyStream? body = null;
         try
         {
             HttpRequestHead? httpRequest;
@@ -135,7 +136,7 @@ internal sealed class IcapServerConnection
                 return false;
             }
 
-            var body = new IcapBodyStream(this, head);
+            body = new IcapBodyStream(this, head);
             service = _services.Find(serviceName);
             if (service is null)
             {
@@ -191,6 +192,7 @@ internal sealed class IcapServerConnection
         }
         finally
         {
+            body?.Release();
             var elapsed = _time.GetElapsedTime(started).TotalSeconds;
             IcapServerMetrics.RecordRequest(service?.Name ?? "", method, status, elapsed);
             activity?.SetTag("icap.status_code", status);
