@@ -30,6 +30,13 @@ public sealed class IcapHeaders : IEnumerable<KeyValuePair<string, string>>
 
     public void Add(string name, string value) => _fields.Add(new(name, value));
 
+    /// <summary>Joins an obs-fold continuation to the last field's value with a space.</summary>
+    internal void AppendToLast(string continuation)
+    {
+        var last = _fields[^1];
+        _fields[^1] = new(last.Key, last.Value.Length == 0 ? continuation : last.Value + " " + continuation);
+    }
+
     public void Set(string name, string value)
     {
         var i = IndexOf(name);

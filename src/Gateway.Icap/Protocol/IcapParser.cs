@@ -201,6 +201,17 @@ public static class IcapParser
                     startLine(line);
                     first = false;
                 }
+                else if (limits.AllowObsFold && (line[0] == (byte)' ' || line[0] == (byte)'\t') && headers.Count > 0)
+                {
+                    // obs-fold (RFC 9112 5.2): a continuation line is replaced by SP and joined to the previous field
+                    // (c-icap's virus_scan folds X-Violations-Found this way).
+                    var folded = TrimOws(line);
+                    foreach (var b in folded)
+                    {
+                        if ((b < 0x20 && b != (byte)'\t') || b == 0x7f) IcapThrow.Reject(IcapRejectionReason.InvalidHeaderLine, line);
+                    }
+                    headers.AppendToLast(Encoding.Latin1.GetString(folded));
+                }
                 else
                 {
                     ParseHeaderLine(line, headers);

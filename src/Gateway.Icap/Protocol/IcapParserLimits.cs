@@ -16,4 +16,10 @@ public sealed record IcapParserLimits
 
     /// <summary>Maximum size of one chunk of a chunked body.</summary>
     public long MaxChunkSize { get; init; } = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Accept obs-fold continuation lines (joined to the previous field with a space) instead of rejecting them. Off for
+    /// the server; the client turns it on for peers that fold (c-icap's virus_scan folds X-Violations-Found).
+    /// </summary>
+    public bool AllowObsFold { get; init; }
 }
