@@ -31,8 +31,9 @@ internal sealed class RuleSet
         Settings = settings;
         LoadedAt = loadedAt;
         _rules = rules.OrderBy(r => r.Policy).ThenBy(r => r.Order).ThenBy(r => r.Id, StringComparer.Ordinal).ToArray();
-        var byHost = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
-        var byDomain = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
+        // Hosts are compared ordinally: globs are lower-cased when compiled and Uri lower-cases DNS hosts.
+        var byHost = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+        var byDomain = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         var bySegment = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         var scan = new List<int>();
         for (var i = 0; i < _rules.Length; i++)
@@ -61,8 +62,8 @@ internal sealed class RuleSet
                 rule.Index = "scan";
             }
         }
-        _byHost = byHost.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.OrdinalIgnoreCase);
-        _byDomain = byDomain.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.OrdinalIgnoreCase);
+        _byHost = byHost.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal);
+        _byDomain = byDomain.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal);
         _byFirstSegment = bySegment.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal);
         _byHostSpan = _byHost.GetAlternateLookup<ReadOnlySpan<char>>();
         _byDomainSpan = _byDomain.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -176,7 +177,7 @@ internal sealed class RuleSet
             {
                 RulesTelemetry.RegexTimeouts.Add(1, new KeyValuePair<string, object?>("rule", rule.Id));
                 decision ??= new RuleDecision();
-                decision.TimedOut.Add(rule);
+                (decision.TimedOut ??= []).Add(rule);
                 continue;
             }
             if (!matched)
@@ -187,7 +188,7 @@ internal sealed class RuleSet
             var applies = decision.Add(rule, facts);
             if (explain)
             {
-                decision.Explained.Add(new RuleDecision.Entry(rule, applies));
+                (decision.Explained ??= []).Add(new RuleDecision.Entry(rule, applies));
             }
             else if (decision.Drop is not null)
             {
@@ -211,8 +212,8 @@ internal sealed class RuleDecision
     /// <summary>Why the sort rule's location was refused (e.g. a capture tried to escape the cache directory).</summary>
     public string? LocationRefused { get; private set; }
     public List<RewriteRule> Rewrites { get; } = [];
-    public List<Rule> TimedOut { get; } = [];
-    public List<Entry> Explained { get; } = [];
+    public List<Rule>? TimedOut { get; set; }
+    public List<Entry>? Explained { get; set; }
 
     public bool AnyApplied => Drop is not null || NoCache is not null || Sort is not null || Rewrites.Count > 0;
 

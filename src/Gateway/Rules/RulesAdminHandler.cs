@@ -89,7 +89,7 @@ internal sealed class RulesAdminHandler : IAdminHandler
         }
         var set = _store.Current;
         var decision = set.Evaluate(new RequestFacts(method, url, headers), explain: true);
-        var matches = decision?.Explained.Select(e => new
+        var matches = decision?.Explained?.Select(e => new
         {
             policy = e.Rule.Policy.ToString(),
             id = e.Rule.Id,
@@ -130,7 +130,7 @@ internal sealed class RulesAdminHandler : IAdminHandler
                 cacheKey = decision?.Drop is null ? decision?.CacheKey : null,
                 cacheArchive = decision?.Drop is null ? decision?.Sort?.Archive : null,
                 rewrittenUrl,
-                timedOut = decision?.TimedOut.Select(r => r.Policy + ":" + r.Id).ToArray() ?? [],
+                timedOut = decision?.TimedOut?.Select(r => r.Policy + ":" + r.Id).ToArray() ?? [],
             },
             matches,
         };

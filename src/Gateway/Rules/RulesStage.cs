@@ -53,7 +53,7 @@ internal sealed class RulesStage : IProxyPipelineStage
         {
             return next(context);
         }
-        foreach (var timedOut in decision.TimedOut)
+        foreach (var timedOut in decision.TimedOut ?? [])
         {
             RulesLog.RegexTimeout(_logger, timedOut.Policy, timedOut.Id, feature.TargetUri.AbsoluteUri);
         }

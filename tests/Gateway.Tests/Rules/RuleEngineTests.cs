@@ -102,7 +102,7 @@ public sealed class RuleEngineTests
         var decision = Evaluate(set, "http://h/" + new string('x', 60));
         Assert.NotNull(decision);
         Assert.Null(decision!.Drop);
-        Assert.Equal("slow", Assert.Single(decision.TimedOut).Id);
+        Assert.Equal("slow", Assert.Single(decision.TimedOut!).Id);
     }
 
     [Theory]
