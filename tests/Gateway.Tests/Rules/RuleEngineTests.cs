@@ -177,6 +177,20 @@ public sealed class RuleEngineTests
         Assert.Equal(text.Replace("café", "thé"), Encoding.UTF8.GetString(result.ToArray()));
     }
 
+    [Theory]
+    [InlineData("text/html", 65001)]
+    [InlineData("text/html; charset=ISO-8859-1", 28591)]
+    [InlineData("text/html; charset=\"windows-1252\"", 1252)]
+    [InlineData("text/plain; charset=shift_jis", 932)]
+    public void Charset_FromContentType(string contentType, int codePage)
+    {
+        System.Text.Encoding.RegisterProvider(System.Text.CodePagesEncodingProvider.Instance);
+        Assert.Equal(codePage, TextCodec.EncodingOf(contentType)!.CodePage);
+    }
+
+    [Fact]
+    public void Charset_Unknown_IsNull() => Assert.Null(TextCodec.EncodingOf("text/html; charset=x-klingon"));
+
     private sealed class TrickleStream(byte[] data, int max) : MemoryStream(data)
     {
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)

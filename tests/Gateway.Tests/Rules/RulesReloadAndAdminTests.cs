@@ -84,6 +84,29 @@ public sealed class RulesReloadAndAdminTests
     }
 
     [Fact]
+    public async Task OneRule_CanBeOverriddenByAHigherConfigurationSource_LikeAnEnvironmentVariable()
+    {
+        await using var backend = await TestBackend.StartAsync(c => c.Response.WriteAsync("origin"));
+        var root = Directory.CreateTempSubdirectory("gw-rules-override-").FullName;
+        try
+        {
+            await WriteAsync(Path.Combine(root, "appsettings.json"), Settings("""
+                { "Drop": { "ads": { "Match": { "Path": "/ads/*" } }, "trk": { "Match": { "Path": "/trk/*" }, "Status": 403 } } }
+                """));
+            // The in-memory layer is above appsettings.json, as Gateway__Rules__Drop__ads__Enabled=false would be.
+            var config = RulesConfig.Reverse(backend, ("Drop:ads:Enabled", "false"), ("Drop:trk:Status", "451"));
+            await using var gw = await GatewayHost.StartAsync(config, contentRoot: root);
+            using var client = gw.CreateClient();
+            Assert.Equal("origin", await (await client.GetAsync("/ads/1")).Content.ReadAsStringAsync());
+            Assert.Equal((HttpStatusCode)451, (await client.GetAsync("/trk/1")).StatusCode);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Explain_ListsMatchingRulesAndWhatEachWouldDo_AndRulesCountsMatches()
     {
         await using var backend = await TestBackend.StartAsync(c => c.Response.WriteAsync("origin"));
