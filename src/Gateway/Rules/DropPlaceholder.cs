@@ -109,9 +109,9 @@ internal static class DropPlaceholder
              + $"<body><h1>Blocked</h1><p>{u} was blocked by the gateway (rule <code>{id}</code>).</p></body></html>\n";
     }
 
-    public static async Task WriteAsync(HttpContext context, DropRule rule, Uri url)
+    /// <summary>Writes the placeholder; returns the status sent.</summary>
+    public static async Task<int> WriteAsync(HttpContext context, DropRule rule, PlaceholderKind kind, Uri url)
     {
-        var kind = Classify(context.Request.Method, url, context.Request.Headers);
         var (status, contentType, body) = Build(rule, kind, url);
         var response = context.Response;
         response.StatusCode = status;
@@ -123,12 +123,13 @@ internal static class DropPlaceholder
         }
         if (status is 204 or 304)
         {
-            return;
+            return status;
         }
         response.ContentLength = body.Length;
         if (body.Length > 0 && !HttpMethods.IsHead(context.Request.Method))
         {
             await response.Body.WriteAsync(body, context.RequestAborted);
         }
+        return status;
     }
 }

@@ -47,7 +47,7 @@ internal sealed class RewriteResponseStage : IResponseStage
             return;
         }
         var url = context.HttpContext.Features.Get<GatewayRequestFeature>()?.TargetUri.AbsoluteUri ?? context.HttpContext.Request.Path.ToString();
-        if (WhyNot(context.HttpContext, out var coding, out var encoding) is { } reason)
+        if (WhyNot(context.HttpContext.Request.Method, response.StatusCode, response.ContentType, response.Headers.ContentEncoding.ToString(), out var coding, out var encoding) is { } reason)
         {
             RulesLog.ResponseBodyLeftAlone(_logger, first!.Id, url, reason);
             return;
@@ -81,25 +81,25 @@ internal sealed class RewriteResponseStage : IResponseStage
         }
     }
 
-    private static string? WhyNot(HttpContext context, out string coding, out System.Text.Encoding? encoding)
+    /// <summary>Why a response body is not rewritten, or null (with its content coding and charset) when it is.</summary>
+    internal static string? WhyNot(string method, int status, string? contentType, string? contentEncoding, out string coding, out System.Text.Encoding? encoding)
     {
         coding = string.Empty;
         encoding = null;
-        var response = context.Response;
-        if (HttpMethods.IsHead(context.Request.Method))
+        if (HttpMethods.IsHead(method))
         {
             return "HEAD response";
         }
-        if (response.StatusCode is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified or StatusCodes.Status206PartialContent || response.StatusCode < 200)
+        if (status is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified or StatusCodes.Status206PartialContent || status < 200)
         {
-            return $"status {response.StatusCode} has no rewritable body";
+            return $"status {status} has no rewritable body";
         }
-        var mediaType = RuleMatch.MediaTypeOf(response.ContentType);
+        var mediaType = RuleMatch.MediaTypeOf(contentType);
         if (!TextCodec.IsText(mediaType))
         {
-            return $"content type '{response.ContentType}' is not text";
+            return $"content type '{contentType}' is not text";
         }
-        var codings = response.Headers.ContentEncoding.ToString().Trim().ToLowerInvariant();
+        var codings = (contentEncoding ?? string.Empty).Trim().ToLowerInvariant();
         if (codings.Contains(','))
         {
             return $"stacked content codings '{codings}' are not decoded";
@@ -109,10 +109,10 @@ internal sealed class RewriteResponseStage : IResponseStage
             return $"content coding '{codings}' is not one of gzip, deflate, br";
         }
         coding = codings == "identity" ? string.Empty : codings;
-        encoding = TextCodec.EncodingOf(response.ContentType);
+        encoding = TextCodec.EncodingOf(contentType);
         if (encoding is null)
         {
-            return $"charset of '{response.ContentType}' is not known";
+            return $"charset of '{contentType}' is not known";
         }
         return null;
     }

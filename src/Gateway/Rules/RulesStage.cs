@@ -70,8 +70,8 @@ internal sealed class RulesStage : IProxyPipelineStage
         {
             RulesTelemetry.Count(drop);
             var kind = DropPlaceholder.Classify(context.Request.Method, feature.TargetUri, context.Request.Headers);
-            RulesLog.Dropped(_logger, drop.Id, context.Request.Method, feature.TargetUri.AbsoluteUri, drop.Status ?? 0, kind.ToString());
-            await DropPlaceholder.WriteAsync(context, drop, feature.TargetUri);
+            var status = await DropPlaceholder.WriteAsync(context, drop, kind, feature.TargetUri);
+            RulesLog.Dropped(_logger, drop.Id, context.Request.Method, feature.TargetUri.AbsoluteUri, status, kind.ToString());
             return;
         }
         if (decision.NoCache is { } noCache)
@@ -173,60 +173,94 @@ internal static class RequestBodyRewriter
     public static async Task RewriteAsync(HttpContext context, RewriteRule rule, RulesSettings settings, ILogger logger)
     {
         var request = context.Request;
-        var mediaType = RuleMatch.MediaTypeOf(request.ContentType);
-        var isForm = mediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase);
-        var isJson = mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
-        if (!isForm && !isJson)
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
         {
-            RulesLog.RequestBodyLeftAlone(logger, rule.Id, $"content type '{request.ContentType}' is not a form or JSON body");
+            return; // no body to rewrite (e.g. a GET)
+        }
+        if (WhyNot(request.ContentType, request.Headers.ContentEncoding.ToString(), request.ContentLength, settings.MaxBodySize) is { } reason)
+        {
+            RulesLog.RequestBodyLeftAlone(logger, rule.Id, reason);
             return;
         }
-        if (request.Headers.ContentEncoding.Count > 0)
-        {
-            RulesLog.RequestBodyLeftAlone(logger, rule.Id, "the body has a Content-Encoding");
-            return;
-        }
-        if (request.ContentLength > settings.MaxBodySize)
-        {
-            RulesLog.RequestBodyLeftAlone(logger, rule.Id, $"Content-Length {request.ContentLength} is above MaxBodySize {settings.MaxBodySize}");
-            return;
-        }
-        var encoding = TextCodec.EncodingOf(request.ContentType) ?? Encoding.UTF8;
-        var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
         var body = request.Body;
-        while (true)
+        var (read, complete) = await ReadBoundedAsync(body, settings.MaxBodySize, context.RequestAborted);
+        if (!complete)
         {
-            var n = await body.ReadAsync(chunk, context.RequestAborted);
-            if (n == 0)
-            {
-                break;
-            }
-            buffer.Write(chunk, 0, n);
-            if (buffer.Length > settings.MaxBodySize)
-            {
-                // Too big after all (no Content-Length): pass what was read, then the rest, unchanged.
-                request.Body = new PrefixedStream(buffer.ToArray(), body);
-                RulesLog.RequestBodyLeftAlone(logger, rule.Id, $"the body is longer than MaxBodySize {settings.MaxBodySize}");
-                return;
-            }
+            // Too big after all (no Content-Length): pass what was read, then the rest, unchanged.
+            request.Body = new PrefixedStream(read, body);
+            RulesLog.RequestBodyLeftAlone(logger, rule.Id, $"the body is longer than MaxBodySize {settings.MaxBodySize}");
+            return;
         }
-        var text = encoding.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-        string rewritten;
+        byte[] bytes;
         try
         {
-            rewritten = RulesStage.ApplyReplacements(text, rule.RequestBody);
+            bytes = Rewrite(read, request.ContentType, rule.RequestBody);
         }
         catch (RegexMatchTimeoutException)
         {
             RulesTelemetry.RegexTimeouts.Add(1, new KeyValuePair<string, object?>("rule", rule.Id));
-            rewritten = text;
             RulesLog.RequestBodyLeftAlone(logger, rule.Id, "a regex exceeded the match timeout");
+            bytes = read;
         }
-        var bytes = ReferenceEquals(rewritten, text) ? buffer.ToArray() : encoding.GetBytes(rewritten);
         request.Body = new MemoryStream(bytes, writable: false);
         request.ContentLength = bytes.Length;
         request.Headers.Remove(HeaderNames.TransferEncoding);
+    }
+
+    /// <summary>Why a request body with these headers is not rewritten, or null when it is.</summary>
+    public static string? WhyNot(string? contentType, string? contentEncoding, long? contentLength, long maxBodySize)
+    {
+        var mediaType = RuleMatch.MediaTypeOf(contentType);
+        var isForm = mediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase);
+        var isJson = mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
+        if (!isForm && !isJson)
+        {
+            return $"content type '{contentType}' is not a form or JSON body";
+        }
+        if (!string.IsNullOrEmpty(contentEncoding) && !contentEncoding.Equals("identity", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"the body has Content-Encoding '{contentEncoding}'";
+        }
+        if (contentLength > maxBodySize)
+        {
+            return $"Content-Length {contentLength} is above MaxBodySize {maxBodySize}";
+        }
+        if (TextCodec.EncodingOf(contentType) is null)
+        {
+            return $"charset of '{contentType}' is not known";
+        }
+        return null;
+    }
+
+    /// <summary>Reads at most <paramref name="max"/> bytes; <c>Complete</c> is false when the body is longer (then
+    /// <c>Read</c> holds what was consumed, a little more than the limit).</summary>
+    public static async Task<(byte[] Read, bool Complete)> ReadBoundedAsync(Stream body, long max, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            var n = await body.ReadAsync(chunk, cancellationToken);
+            if (n == 0)
+            {
+                return (buffer.ToArray(), true);
+            }
+            buffer.Write(chunk, 0, n);
+            if (buffer.Length > max)
+            {
+                return (buffer.ToArray(), false);
+            }
+        }
+    }
+
+    /// <summary>The body after the replacements, in its charset (the same array when nothing changed). Throws
+    /// <see cref="RegexMatchTimeoutException"/>.</summary>
+    public static byte[] Rewrite(byte[] body, string? contentType, Replacement[] replacements)
+    {
+        var encoding = TextCodec.EncodingOf(contentType) ?? Encoding.UTF8;
+        var text = encoding.GetString(body);
+        var rewritten = RulesStage.ApplyReplacements(text, replacements);
+        return string.Equals(rewritten, text, StringComparison.Ordinal) ? body : encoding.GetBytes(rewritten);
     }
 }
 
