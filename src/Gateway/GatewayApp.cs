@@ -2,6 +2,7 @@ using Gateway.Adaptation;
 using Gateway.Admin;
 using Gateway.Caching;
 using Gateway.Configuration;
+using Gateway.IcapHost;
 using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Rules;
@@ -58,9 +59,11 @@ public static class GatewayApp
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ListenerRegistry>();
+        services.AddSingleton<IGatewayConfigValidator, GatewaySectionValidator>();
         services.AddGatewayObservability(builder.Configuration);
         services.AddGatewayProxy(builder.Configuration);
         services.AddGatewayAdmin();
+        services.AddGatewayIcapServer(builder.Configuration);
         services.AddGatewayRules(builder.Configuration);
         services.AddGatewayAdaptation(builder.Configuration);
         services.AddGatewayCache(builder.Configuration);
@@ -69,6 +72,9 @@ public static class GatewayApp
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            // A proxy streams uploads of any size unless told otherwise (Kestrel's own default is 30 MB).
+            var maxBody = context.Configuration["Kestrel:Limits:MaxRequestBodySize"];
+            kestrel.Limits.MaxRequestBodySize = long.TryParse(maxBody, out var limit) && limit >= 0 ? limit : null;
             var registry = kestrel.ApplicationServices.GetRequiredService<ListenerRegistry>();
             var loader = kestrel.Configure(context.Configuration.GetSection("Kestrel"), reloadOnChange: false);
             loader.Endpoint(ListenerRegistry.Proxy, ep => registry.ConfigureProxy(ep.ListenOptions));
@@ -79,18 +85,10 @@ public static class GatewayApp
             }
         });
 
-        var app = builder.Build();
+        // Validate the whole configuration at once, before anything is built or bound.
+        ValidateConfiguration(builder.Configuration, services);
 
-        // Validate the whole configuration at once, before anything binds.
-        var errors = new List<ConfigError>();
-        foreach (var validator in app.Services.GetServices<IGatewayConfigValidator>())
-        {
-            validator.Validate(app.Configuration, errors);
-        }
-        if (errors.Count > 0)
-        {
-            throw new GatewayConfigurationException(errors);
-        }
+        var app = builder.Build();
 
         app.Services.GetRequiredService<GatewayTelemetryHost>().Start();
 
@@ -108,5 +106,25 @@ public static class GatewayApp
         app.UseForwardProxy();
         app.MapGatewayReverseProxy();
         return app;
+    }
+
+    /// <summary>
+    /// Runs every registered <see cref="IGatewayConfigValidator"/> (they are stateless, created here without the
+    /// container, which does not exist yet) and throws one exception listing every error.
+    /// </summary>
+    private static void ValidateConfiguration(IConfiguration configuration, IServiceCollection services)
+    {
+        var errors = new List<ConfigError>();
+        foreach (var descriptor in services.Where(d => d.ServiceType == typeof(IGatewayConfigValidator)))
+        {
+            var validator = (IGatewayConfigValidator)(descriptor.ImplementationInstance
+                ?? Activator.CreateInstance(descriptor.ImplementationType
+                    ?? throw new InvalidOperationException("configuration validators must be registered by type or instance"))!);
+            validator.Validate(configuration, errors);
+        }
+        if (errors.Count > 0)
+        {
+            throw new GatewayConfigurationException(errors);
+        }
     }
 }

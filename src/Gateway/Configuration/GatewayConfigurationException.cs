@@ -34,3 +34,10 @@ public sealed class GatewayConfigurationException : Exception
         return sb.ToString().TrimEnd();
     }
 }
+
+/// <summary>The top level of the <c>Gateway</c> section: only the capability sections and <c>Name</c> are allowed.</summary>
+internal sealed class GatewaySectionValidator : IGatewayConfigValidator
+{
+    public void Validate(IConfiguration configuration, ICollection<ConfigError> errors)
+        => ConfigChecks.UnknownKeys(configuration.GetSection("Gateway"), errors, "Name", "ForwardProxy", "Icap", "Adaptation", "Cache", "Rules");
+}

@@ -70,7 +70,7 @@ internal sealed partial class ConnectTunnelMiddleware
             if (verdict == Verdict.TooLarge)
             {
                 input.AdvanceTo(buffer.End);
-                await RespondAndCloseAsync(connection, 431, "Request Header Fields Too Large", "CONNECT request head too large");
+                await RespondAndCloseAsync(connection.Transport, connection.ConnectionClosed, 431, "Request Header Fields Too Large", "CONNECT request head too large");
                 return;
             }
             var headBytes = buffer.Slice(0, headLength);
@@ -81,10 +81,48 @@ internal sealed partial class ConnectTunnelMiddleware
 
         if (head is null)
         {
-            await next(connection);
+            // Plain HTTP. Keep a handle that lets a later CONNECT on this keep-alive connection take it over.
+            var original = connection.Transport;
+            var hijack = new TunnelHijack(original);
+            connection.Transport = hijack;
+            connection.Items[typeof(TunnelHijack)] = hijack;
+            try
+            {
+                await next(connection);
+            }
+            finally
+            {
+                connection.Transport = original;
+            }
             return;
         }
-        await TunnelAsync(connection, head);
+        await TunnelAsync(connection.Transport, (connection.RemoteEndPoint as IPEndPoint)?.Address, head, connection.ConnectionClosed);
+    }
+
+    /// <summary>
+    /// CONNECT that arrived as an HTTP request on a keep-alive connection (after earlier requests): Kestrel has parsed
+    /// it; take the connection over from Kestrel and tunnel on the raw transport. Kestrel's own response to this request
+    /// is discarded and it sees the connection end when the tunnel does.
+    /// </summary>
+    public async Task TunnelFromHttpAsync(HttpContext context)
+    {
+        var items = context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items;
+        if (items is null || !items.TryGetValue(typeof(TunnelHijack), out var value) || value is not TunnelHijack hijack || !_settings.Options.Enabled)
+        {
+            await ProxyErrors.WriteAsync(context, StatusCodes.Status405MethodNotAllowed, "connect_unsupported",
+                "405 Method Not Allowed: CONNECT is not available on this listener");
+            return;
+        }
+        var raw = hijack.Hijack();
+        try
+        {
+            var head = ConnectHead.FromRequest(context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget, context.Request.Headers.Via);
+            await TunnelAsync(raw, context.Connection.RemoteIpAddress, head, CancellationToken.None);
+        }
+        finally
+        {
+            hijack.Release();
+        }
     }
 
     private enum Verdict { NotConnect, NeedMore, Complete, TooLarge }
@@ -112,10 +150,9 @@ internal sealed partial class ConnectTunnelMiddleware
         return buffer.Length > maxHead ? Verdict.TooLarge : Verdict.NeedMore;
     }
 
-    private async Task TunnelAsync(ConnectionContext connection, ConnectHead head)
+    private async Task TunnelAsync(IDuplexPipe transport, IPAddress? client, ConnectHead head, CancellationToken closed)
     {
         var started = Stopwatch.GetTimestamp();
-        var client = (connection.RemoteEndPoint as IPEndPoint)?.Address;
         long upBytes = 0, downBytes = 0;
         var status = 200;
         try
@@ -123,65 +160,67 @@ internal sealed partial class ConnectTunnelMiddleware
             if (head.Error is not null)
             {
                 status = 400;
-                await RespondAndCloseAsync(connection, 400, "Bad Request", head.Error);
+                await RespondAndCloseAsync(transport, closed, 400, "Bad Request", head.Error);
                 return;
             }
             if (!_settings.IsAllowed(client))
             {
                 status = 403;
                 GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "client_denied"));
-                await RespondAndCloseAsync(connection, 403, "Forbidden", "this client may not use the forward proxy");
+                await RespondAndCloseAsync(transport, closed, 403, "Forbidden", "this client may not use the forward proxy");
                 return;
             }
             if (!_settings.ConnectPorts.Contains(head.Port))
             {
                 status = 403;
                 GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "connect_port_denied"));
-                await RespondAndCloseAsync(connection, 403, "Forbidden", $"CONNECT to port {head.Port} is not allowed");
+                await RespondAndCloseAsync(transport, closed, 403, "Forbidden", $"CONNECT to port {head.Port} is not allowed");
                 return;
             }
             if (head.HasOurVia(_via))
             {
                 status = 508;
                 GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "loop"));
-                await RespondAndCloseAsync(connection, 508, "Loop Detected", $"the request already passed through {_via.Name}");
+                await RespondAndCloseAsync(transport, closed, 508, "Loop Detected", $"the request already passed through {_via.Name}");
                 return;
             }
 
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using (var connectCts = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+            using (var connectCts = CancellationTokenSource.CreateLinkedTokenSource(closed))
             {
                 connectCts.CancelAfter(_settings.Options.ConnectTimeout);
                 try
                 {
                     await socket.ConnectAsync(head.Host, head.Port, connectCts.Token);
                 }
-                catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+                catch (OperationCanceledException) when (!closed.IsCancellationRequested)
                 {
                     status = 504;
                     GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "origin_timeout"));
-                    await RespondAndCloseAsync(connection, 504, "Gateway Timeout", $"connecting to {head.Authority} timed out");
+                    await RespondAndCloseAsync(transport, closed, 504, "Gateway Timeout", $"connecting to {head.Authority} timed out");
                     return;
                 }
                 catch (SocketException ex)
                 {
                     status = 502;
                     GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "origin_unreachable"));
-                    await RespondAndCloseAsync(connection, 502, "Bad Gateway", $"cannot reach {head.Authority} ({ex.SocketErrorCode})");
+                    await RespondAndCloseAsync(transport, closed, 502, "Bad Gateway", $"cannot reach {head.Authority} ({ex.SocketErrorCode})");
                     return;
                 }
             }
 
-            var output = connection.Transport.Output;
-            await output.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 Connection established\r\nVia: {_via.Value}\r\n\r\n"), connection.ConnectionClosed);
+            var output = transport.Output;
+            await output.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 Connection established\r\nVia: {_via.Value}\r\n\r\n"), closed);
 
             GatewayTelemetry.ActiveTunnels.Add(1);
             try
             {
-                using var idle = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+                // Not linked to ConnectionClosed: Kestrel signals that on a half-close, and a tunnel must keep relaying
+                // the other direction until that side ends too.
+                using var idle = new CancellationTokenSource();
                 idle.CancelAfter(_settings.Options.TunnelIdleTimeout);
                 var stream = new NetworkStream(socket, ownsSocket: false);
-                var up = PumpUpAsync(connection.Transport.Input, socket, idle, _settings.Options.TunnelIdleTimeout);
+                var up = PumpUpAsync(transport.Input, socket, idle, _settings.Options.TunnelIdleTimeout);
                 var down = PumpDownAsync(stream, output, idle, _settings.Options.TunnelIdleTimeout);
                 await Task.WhenAll(up, down);
                 upBytes = up.Result;
@@ -289,14 +328,14 @@ internal sealed partial class ConnectTunnelMiddleware
         return total;
     }
 
-    private static async Task RespondAndCloseAsync(ConnectionContext connection, int status, string reason, string message)
+    private static async Task RespondAndCloseAsync(IDuplexPipe transport, CancellationToken closed, int status, string reason, string message)
     {
         var body = $"{status} {reason}: {message}\n";
         var response = $"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}";
         try
         {
-            await connection.Transport.Output.WriteAsync(Encoding.UTF8.GetBytes(response), connection.ConnectionClosed);
-            await connection.Transport.Output.CompleteAsync();
+            await transport.Output.WriteAsync(Encoding.UTF8.GetBytes(response), closed);
+            await transport.Output.CompleteAsync();
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or InvalidOperationException)
         {
@@ -313,6 +352,19 @@ internal sealed partial class ConnectTunnelMiddleware
         public List<string> Via { get; } = [];
 
         public bool HasOurVia(ViaHeader via) => Via.Count > 0 && via.IsLoop(new Microsoft.Extensions.Primitives.StringValues(Via.ToArray()));
+
+        public static ConnectHead FromRequest(string rawTarget, Microsoft.Extensions.Primitives.StringValues via)
+        {
+            var head = Parse(new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes($"CONNECT {rawTarget} HTTP/1.1\r\n\r\n")));
+            foreach (var v in via)
+            {
+                if (v is not null)
+                {
+                    head.Via.Add(v);
+                }
+            }
+            return head;
+        }
 
         public static ConnectHead Parse(ReadOnlySequence<byte> bytes)
         {

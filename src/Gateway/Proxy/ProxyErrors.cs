@@ -53,6 +53,9 @@ internal static partial class ProxyErrors
                 // The client went away: nothing to answer.
                 GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "client_canceled"));
                 return Task.CompletedTask;
+            case ForwarderError.RequestBodyClient when IsTooLarge(feature?.Exception):
+                return WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "client_body_too_large",
+                    "413 Payload Too Large: the request body exceeds Kestrel:Limits:MaxRequestBodySize", logger);
             case ForwarderError.RequestBodyClient:
                 return WriteAsync(context, StatusCodes.Status400BadRequest, "client_body",
                     "400 Bad Request: the request body could not be read from the client", logger);
@@ -60,6 +63,18 @@ internal static partial class ProxyErrors
                 return WriteAsync(context, StatusCodes.Status502BadGateway, "origin_error",
                     $"502 Bad Gateway: error talking to the origin {destination} ({error}{(detail is null ? "" : ": " + detail)})", logger);
         }
+    }
+
+    private static bool IsTooLarge(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static partial class Log

@@ -15,8 +15,15 @@ internal static class ProxyGate
         var settings = app.ApplicationServices.GetRequiredService<ForwardProxySettings>();
         var via = app.ApplicationServices.GetRequiredService<ViaHeader>();
         var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Proxy");
+        var tunnel = app.ApplicationServices.GetRequiredService<ConnectTunnelMiddleware>();
         return app.Use((context, next) =>
         {
+            if (HttpMethods.IsConnect(context.Request.Method))
+            {
+                // CONNECT after earlier requests on a keep-alive connection (a first CONNECT never reaches HTTP).
+                return tunnel.TunnelFromHttpAsync(context);
+            }
+
             var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
             var isAbsolute = IsAbsoluteForm(rawTarget);
 

@@ -43,7 +43,7 @@ public sealed class GatewayHost : IAsyncDisposable
         ["Kestrel:Endpoints:Proxy:Url"] = "http://127.0.0.1:0",
         ["Kestrel:Endpoints:Admin:Url"] = "http://127.0.0.1:0",
         ["Logging:LogLevel:Default"] = "Warning",
-        ["Logging:LogLevel:Gateway"] = "Warning",
+        ["Logging:LogLevel:Gateway"] = Environment.GetEnvironmentVariable("GW_TEST_LOGLEVEL") ?? "Warning",
         ["Gateway:Icap:Server:Listen"] = "127.0.0.1:0",
     };
 

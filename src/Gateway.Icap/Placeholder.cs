@@ -1,2 +1,0 @@
-namespace Gateway.Icap;
-internal static class Placeholder {}
