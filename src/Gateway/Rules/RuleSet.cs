@@ -75,6 +75,9 @@ internal sealed class RuleSet
 
     public RulesSettings Settings { get; }
     public DateTimeOffset LoadedAt { get; }
+
+    /// <summary>An ISTag-style tag of this generation (changes with the configuration); set before publication.</summary>
+    public string Tag { get; set; } = "\"GW-RULES-0\"";
     public IReadOnlyList<Rule> Rules => _rules;
     public bool HasRequestRules { get; }
     public bool HasResponseRules { get; }

@@ -30,6 +30,10 @@ internal sealed class RuleStore : IDisposable
         var errors = new List<ConfigError>();
         // Start-up validation (RulesConfigValidator) has already refused an invalid configuration.
         _current = RuleSetBuilder.Build(configuration, errors, time.GetUtcNow(), Counter) ?? RuleSet.Empty;
+        if (!ReferenceEquals(_current, RuleSet.Empty))
+        {
+            _current.Tag = RulesIcapService.TagOf(_fingerprint);
+        }
         LastErrors = errors;
         LogLoaded(_current);
         _reload = ChangeToken.OnChange(configuration.GetReloadToken, SafeReload);
@@ -80,6 +84,7 @@ internal sealed class RuleStore : IDisposable
                 return errors;
             }
             LastErrors = [];
+            set.Tag = RulesIcapService.TagOf(fingerprint);
             Volatile.Write(ref _current, set);
             RulesTelemetry.Reloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
             LogLoaded(set);

@@ -1,6 +1,7 @@
 using System.Text;
 using Gateway.Admin;
 using Gateway.Configuration;
+using Gateway.Icap.Server;
 using Gateway.Proxy;
 
 namespace Gateway.Rules;
@@ -17,6 +18,8 @@ internal static class RulesServiceCollectionExtensions
         services.AddSingleton<IProxyPipelineStage, RulesStage>();
         services.AddSingleton<IResponseStage, RewriteResponseStage>();
         services.AddSingleton<IAdminHandler, RulesAdminHandler>();
+        // The same Drop and Rewrite rules as the ICAP service "rules" of the gateway's ICAP server (for Squid & co).
+        services.AddIcapService<RulesIcapService>();
         return services;
     }
 }
