@@ -110,6 +110,19 @@ public sealed class RulesIcapServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Respmod_Drop_ReplacesTheResponseWithThePlaceholder()
+    {
+        var input = Path.Combine(_root, "page.html");
+        await File.WriteAllTextAsync(input, "<html>ad content</html>");
+        // -nopreview: c-icap-client does not print a final answer given during the preview (legal ICAP, Squid takes it).
+        var text = await IcapClientAsync("-resp", "http://x.ads.example/page.html", "-f", input, "-rhx", "Content-Type: text/html", "-nopreview");
+        Assert.Contains("ICAP/1.0 200", text);
+        Assert.Contains("X-Gateway-Rule: drop/ads", text);
+        Assert.Contains("was blocked by the gateway", text);
+        Assert.DoesNotContain("ad content", text);
+    }
+
+    [Fact]
     public async Task Reqmod_Rewrite_ReturnsTheModifiedRequest()
     {
         var text = await IcapClientAsync("-req", "http://www.example/old/page?x=1", "-hx", "Cookie: secret=1", "-hx", "Accept: text/html");
