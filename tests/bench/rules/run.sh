@@ -77,7 +77,7 @@ run_scenario() {
 
 echo "wrk -t2 -c32 -d${duration}s, GET /bench/item through the reverse proxy to nginx, $rounds rounds"
 for round in $(seq 1 "$rounds"); do
-  for scenario in none miss hit; do
+  for scenario in ${SCENARIOS:-none miss hit}; do
     run_scenario "$scenario"
   done
 done
