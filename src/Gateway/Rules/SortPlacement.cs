@@ -12,7 +12,11 @@ public static class SortPlacement
 {
     public const int MaxLocationLength = 1024;
 
-    /// <summary>Why <paramref name="location"/> is not a safe relative location, or null when it is.</summary>
+    /// <summary>
+    /// Why <paramref name="location"/> is not a safe relative location, or null when it is: segments of ASCII letters,
+    /// digits, <c>-</c>, <c>_</c> and <c>.</c> separated by <c>/</c>, none of them <c>.</c> or <c>..</c> (the character set
+    /// the disk cache accepts for locations).
+    /// </summary>
     public static string? CheckLocation(string location)
     {
         if (location.Length == 0)
@@ -29,9 +33,9 @@ public static class SortPlacement
         }
         foreach (var c in location)
         {
-            if (c < ' ' || c == 0x7f || c is '\\' or ':' or '*' or '?' or '"' or '<' or '>' or '|')
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/'))
             {
-                return $"'{Truncate(location)}' contains a character not allowed in a location (control, \\ : * ? \" < > |)";
+                return $"'{Truncate(location)}' contains '{(char.IsControl(c) ? "\\u" + ((int)c).ToString("x4") : c.ToString())}': a location is made of segments of letters, digits, '-', '_' and '.' separated by '/'";
             }
         }
         foreach (var range in location.AsSpan().Split('/'))
@@ -41,10 +45,9 @@ public static class SortPlacement
             {
                 return $"'{Truncate(location)}' has an empty segment ('//' or a trailing '/')";
             }
-            var decoded = segment.Contains('%') ? Uri.UnescapeDataString(segment.ToString()) : segment.ToString();
-            if (decoded is "." or ".." || decoded.Contains('/') || decoded.Contains('\\'))
+            if (segment is "." or "..")
             {
-                return $"'{Truncate(location)}' escapes the cache directory ('.', '..' or an encoded separator)";
+                return $"'{Truncate(location)}' escapes the cache directory ('.' or '..' segment)";
             }
         }
         return null;
