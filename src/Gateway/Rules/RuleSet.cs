@@ -51,6 +51,11 @@ internal sealed class RuleSet
                 Add(byDomain, suffix, i);
                 rule.Index = "domain " + suffix;
             }
+            else if (match.Url is not null && UrlHostHint(match.Url.ToString()) is { } urlHost)
+            {
+                Add(byHost, urlHost, i);
+                rule.Index = "host " + urlHost + " (from Url)";
+            }
             else if (match.Path is not null && FirstSegment(match.Path.LiteralPrefix, requireComplete: !match.Path.IsLiteral) is { } segment)
             {
                 Add(bySegment, segment, i);
@@ -89,6 +94,52 @@ internal sealed class RuleSet
             index[key] = list = [];
         }
         list.Add(i);
+    }
+
+    /// <summary>
+    /// The literal host a URL regex is anchored to, when it is plain enough to be sure: <c>^https?://mail\.example/</c>,
+    /// <c>^http://a\.example:8080</c> → <c>a.example</c>. Patterns with alternation, inline options, classes or
+    /// quantifiers in the host are not indexed (they are scanned).
+    /// </summary>
+    internal static string? UrlHostHint(string pattern)
+    {
+        if (pattern.Contains('|'))
+        {
+            return null;
+        }
+        string[] prefixes = ["^https?://", "^http://", "^https://", "^(?:https?)://", "^(https?)://"];
+        var prefix = Array.Find(prefixes, p => pattern.StartsWith(p, StringComparison.Ordinal));
+        if (prefix is null)
+        {
+            return null;
+        }
+        var host = new System.Text.StringBuilder();
+        var i = prefix.Length;
+        for (; i < pattern.Length; i++)
+        {
+            var c = pattern[i];
+            if (char.IsAsciiLetterOrDigit(c) || c == '-')
+            {
+                host.Append(char.ToLowerInvariant(c));
+            }
+            else if (c == '\\' && i + 1 < pattern.Length && pattern[i + 1] == '.')
+            {
+                host.Append('.');
+                i++;
+            }
+            else
+            {
+                break;
+            }
+        }
+        // The host must end where the authority does: '/', ':' (port) or '$'. At the end of the pattern it would be a
+        // prefix of longer hosts (mail.example.evil), so that is not indexed.
+        if (host.Length == 0 || i >= pattern.Length || pattern[i] is not ('/' or ':' or '$'))
+        {
+            return null;
+        }
+        // A quantifier right after the terminator (e.g. "/?") could make it optional: not indexed.
+        return i + 1 < pattern.Length && pattern[i + 1] is '?' or '*' or '+' or '{' ? null : host.ToString();
     }
 
     /// <summary>

@@ -74,6 +74,39 @@ public sealed class RuleEngineTests
         Assert.Equal("glob", Evaluate(set, "http://img7.example/")!.NoCache!.Id);
     }
 
+    [Theory]
+    [InlineData("^https?://mail\\.example/", "mail.example")]
+    [InlineData("^http://Video\\.Example:8080/watch", "video.example")]
+    [InlineData("^https://a-b\\.example$", "a-b.example")]
+    [InlineData("^https?://mail\\.example", null)]          // prefix of mail.example.evil
+    [InlineData("^https?://mail\\.example/?", null)]
+    [InlineData("^https?://mai.\\.example/", null)]
+    [InlineData("^https?://(www\\.)?example/", null)]
+    [InlineData("^https?://a\\.example/|^https?://b\\.example/", null)]
+    [InlineData("(?i)^https?://a\\.example/", null)]
+    [InlineData("mail\\.example/", null)]
+    [InlineData("^https?://[a-z]+\\.example/", null)]
+    [InlineData("^https?://ab*\\.example/", null)]
+    public void UrlRegex_IsIndexedByHost_OnlyWhenItsHostIsLiteral(string pattern, string? host)
+        => Assert.Equal(host, RuleSet.UrlHostHint(pattern));
+
+    [Fact]
+    public void UrlRules_IndexedByHost_StillMatchExactlyAsTheRegexSays()
+    {
+        var set = Build(
+            ("NoCache:mail:Match:Url", "^https?://mail\\.example/"),
+            ("NoCache:loose:Match:Url", "^https?://mail\\.example"));
+        Assert.Equal("host mail.example (from Url)", set.Rules.Single(r => r.Id == "mail").Index);
+        Assert.Equal("scan", set.Rules.Single(r => r.Id == "loose").Index);
+        Assert.Equal("loose", Evaluate(set, "http://mail.example/inbox")!.NoCache!.Id);
+        var evil = Evaluate(set, "http://mail.example.evil/inbox");
+        Assert.Equal("loose", evil!.NoCache!.Id);
+        var set2 = Build(("NoCache:mail:Match:Url", "^https?://mail\\.example/"));
+        Assert.Null(Evaluate(set2, "http://mail.example.evil/inbox"));
+        Assert.Null(Evaluate(set2, "http://www.example/inbox"));
+        Assert.Equal("mail", Evaluate(set2, "https://MAIL.example/x")!.NoCache!.Id);
+    }
+
     [Fact]
     public void Evaluate_AppliesAllConditions_AndTheFirstRuleByOrderWins()
     {

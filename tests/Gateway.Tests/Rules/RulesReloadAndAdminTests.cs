@@ -159,6 +159,6 @@ public sealed class RulesReloadAndAdminTests
         Assert.Equal(0, rules["never"].GetProperty("matches").GetInt64());
         Assert.Equal("host mail.example", rules["mail"].GetProperty("index").GetString());
         Assert.Equal("domain example", rules["later"].GetProperty("index").GetString());
-        Assert.Equal("scan", rules["mail-archive"].GetProperty("index").GetString());
+        Assert.Equal("host mail.example (from Url)", rules["mail-archive"].GetProperty("index").GetString());
     }
 }
