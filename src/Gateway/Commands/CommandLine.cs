@@ -9,6 +9,7 @@ internal static class CommandLine
     private static readonly Dictionary<string, Func<string[], Task<int>>> s_commands = new(StringComparer.OrdinalIgnoreCase)
     {
         ["healthcheck"] = HealthCheckCommand.RunAsync,
+        ["rules"] = Gateway.Rules.RulesCommand.RunAsync,
     };
 
     public static void Register(string name, Func<string[], Task<int>> command) => s_commands[name] = command;

@@ -34,9 +34,11 @@ internal sealed class RulesAdminHandler : IAdminHandler
         return AdminDispatcher.WriteJsonAsync(context, new { error = "no such rules endpoint: use /rules or /rules/explain?url=…" }, StatusCodes.Status404NotFound);
     }
 
-    private object Summary()
+    private object Summary() => SummaryOf(_store.Current, _store);
+
+    /// <summary>The rule set as <c>GET /rules</c> shows it (<paramref name="store"/> null: no reload state).</summary>
+    internal static object SummaryOf(RuleSet set, RuleStore? store)
     {
-        var set = _store.Current;
         return new
         {
             loadedAt = set.LoadedAt == DateTimeOffset.MinValue ? (DateTimeOffset?)null : set.LoadedAt,
@@ -48,11 +50,11 @@ internal sealed class RulesAdminHandler : IAdminHandler
                 maxMatchLength = set.Settings.MaxMatchLength,
                 bufferedRewriteLimit = set.Settings.BufferedRewriteLimit,
             },
-            lastReload = new
+            lastReload = store is null ? null : new
             {
-                status = _store.LastErrors.Count == 0 ? "applied" : "rejected",
-                rejectedAt = _store.LastRejectedAt,
-                errors = _store.LastErrors.Select(e => new { key = e.Key, reason = e.Reason }),
+                status = store.LastErrors.Count == 0 ? "applied" : "rejected",
+                rejectedAt = store.LastRejectedAt,
+                errors = store.LastErrors.Select(e => new { key = e.Key, reason = e.Reason }),
             },
             rules = set.Rules.Select(r => new
             {
@@ -87,7 +89,12 @@ internal sealed class RulesAdminHandler : IAdminHandler
             }
             headers.Append(header![..colon].Trim(), header[(colon + 1)..].Trim());
         }
-        var set = _store.Current;
+        return AdminDispatcher.WriteJsonAsync(context, ExplainResult(_store.Current, url, method, headers));
+    }
+
+    /// <summary>What the rules of <paramref name="set"/> would do with a request (admin endpoint and <c>gateway rules explain</c>).</summary>
+    internal static object ExplainResult(RuleSet set, Uri url, string method, IHeaderDictionary headers)
+    {
         var decision = set.Evaluate(new RequestFacts(method, url, headers), explain: true);
         var matches = decision?.Explained?.Select(e => new
         {
@@ -114,7 +121,7 @@ internal sealed class RulesAdminHandler : IAdminHandler
                 rewrittenUrl = "(regex timeout)";
             }
         }
-        var result = new
+        return new
         {
             url = url.AbsoluteUri,
             method,
@@ -134,6 +141,5 @@ internal sealed class RulesAdminHandler : IAdminHandler
             },
             matches,
         };
-        return AdminDispatcher.WriteJsonAsync(context, result);
     }
 }
