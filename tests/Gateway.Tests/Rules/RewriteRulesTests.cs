@@ -166,6 +166,30 @@ public sealed class RewriteRulesTests
     }
 
     [Fact]
+    public async Task Rewrite_Response_InForwardMode_AndHeadKeepsNoBody()
+    {
+        await using var backend = await TestBackend.StartAsync(c =>
+        {
+            c.Response.ContentType = "text/html";
+            c.Response.ContentLength = Encoding.UTF8.GetByteCount(Page);
+            return HttpMethods.IsHead(c.Request.Method) ? Task.CompletedTask : c.Response.WriteAsync(Page);
+        });
+        await using var gw = await GatewayHost.StartAsync(RulesConfig.Reverse(backend, NoScripts()));
+        using var client = gw.CreateForwardProxyClient();
+        using (var response = await client.GetAsync(new Uri($"http://localhost:{backend.Port}/page")))
+        {
+            Assert.Equal(Filtered, await response.Content.ReadAsStringAsync());
+            Assert.Equal("1", response.Headers.GetValues("X-Filtered").Single());
+        }
+        using (var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri($"http://localhost:{backend.Port}/page"))))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal("1", head.Headers.GetValues("X-Filtered").Single());
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+    }
+
+    [Fact]
     public async Task Rewrite_ResponseConditions_StatusAndContentType()
     {
         await using var backend = await TestBackend.StartAsync(c =>
