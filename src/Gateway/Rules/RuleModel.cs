@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace Gateway.Rules;
 
 /// <summary>The four policies, in the order the request phase applies them.</summary>
-public enum RulePolicy
+internal enum RulePolicy
 {
     Drop,
     NoCache,

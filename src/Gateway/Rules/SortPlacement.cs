@@ -8,7 +8,7 @@ namespace Gateway.Rules;
 /// directory made of safe segments; anything that could escape it (<c>..</c>, absolute paths, drive letters,
 /// backslashes, encoded dots) is refused, at validation for the template and at run time for what captures produce.
 /// </summary>
-public static class SortPlacement
+internal static class SortPlacement
 {
     public const int MaxLocationLength = 1024;
 
