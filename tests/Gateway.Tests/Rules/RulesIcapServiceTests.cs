@@ -15,6 +15,8 @@ public sealed class RulesIcapServiceTests : IAsyncLifetime
         {
           "Drop": { "ads": { "Match": { "Host": "*.ads.example" } } },
           "Rewrite": {
+            "json": { "Match": { "Host": "api.example", "Methods": "POST" },
+                      "Request": { "Body": [ { "Pattern": "\"password\":\"[^\"]*\"", "Replacement": "\"password\":\"***\"" } ] } },
             "req": { "Match": { "Host": "www.example" },
                      "Request": { "Url": [ { "Pattern": "/old/", "Replacement": "/new/" } ],
                                   "Headers": { "Set": { "X-Rewritten": "1" }, "Remove": [ "Cookie" ] } } },
@@ -131,6 +133,18 @@ public sealed class RulesIcapServiceTests : IAsyncLifetime
         Assert.Contains("X-Rewritten: 1", text);
         Assert.Contains("Accept: text/html", text);
         Assert.DoesNotContain("Cookie", text);
+    }
+
+    [Fact]
+    public async Task Reqmod_Rewrite_RequestBody()
+    {
+        var input = Path.Combine(_root, "login.json");
+        var output = Path.Combine(_root, "login.out");
+        await File.WriteAllTextAsync(input, "{\"user\":\"zoe\",\"password\":\"hunter2\"}");
+        var text = await IcapClientAsync("-req", "http://api.example/login", "-method", "POST", "-f", input, "-o", output, "-hx", "Content-Type: application/json");
+        Assert.Contains("ICAP/1.0 200", text);
+        Assert.Contains("POST http://api.example/login", text);
+        Assert.Equal("{\"user\":\"zoe\",\"password\":\"***\"}", await File.ReadAllTextAsync(output));
     }
 
     [Fact]
