@@ -61,7 +61,12 @@ public sealed class RulesReloadAndAdminTests
             await PollAsync(async () => (await client.GetAsync("/b/1")).StatusCode, s => s == HttpStatusCode.Gone, "the edited rule");
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/a/1")).StatusCode);
 
-            // A bad edit (broken regex, unknown key) is rejected: the previous set stays, /rules says why.
+            // A file that is not even JSON (an editor saving half-way) changes nothing…
+            await File.WriteAllTextAsync(file, """{ "Gateway": { "Rules": { "Drop": { "x": """);
+            await Task.Delay(1000); // pacing only: let the watcher see this state before the next one
+            Assert.Equal(HttpStatusCode.Gone, (await client.GetAsync("/b/1")).StatusCode);
+
+            // …and a bad edit (broken regex, unknown key) is rejected: the previous set stays, /rules says why.
             await WriteAsync(file, Settings("""{ "Drop": { "c": { "Match": { "Url": "(" }, "Colour": "red" } } }"""));
             var summary = await PollAsync(() => admin.GetFromJsonAsync<JsonElement>("/rules"),
                 j => j.GetProperty("lastReload").GetProperty("status").GetString() == "rejected", "the rejected reload");
