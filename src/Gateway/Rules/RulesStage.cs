@@ -69,6 +69,7 @@ internal sealed class RulesStage : IProxyPipelineStage
         if (decision.Drop is { } drop)
         {
             RulesTelemetry.Count(drop);
+            feature.Upstream = "drop/" + drop.Id; // the access log shows which rule answered
             var kind = DropPlaceholder.Classify(context.Request.Method, feature.TargetUri, context.Request.Headers);
             var status = await DropPlaceholder.WriteAsync(context, drop, kind, feature.TargetUri);
             RulesLog.Dropped(_logger, drop.Id, context.Request.Method, feature.TargetUri.AbsoluteUri, status, kind.ToString());
