@@ -73,6 +73,7 @@ run_scenario() {
   bench_matches="$(curl -fs "http://127.0.0.1:$admin/rules" | python3 -c 'import json,sys; print(sum(r["matches"] for r in json.load(sys.stdin)["rules"]))')"
   kill "$gw"; wait "$gw" 2>/dev/null || true
   printf '%-5s rules=%-5s matched=%-8s requests/s=%-9s gateway-cpu-us/request=%s\n' "$scenario" "$rules" "$bench_matches" "$rps" "$cpu_us"
+  echo "$scenario $rps $cpu_us" >> "$work/results"
 }
 
 echo "wrk -t2 -c32 -d${duration}s, GET /bench/item through the reverse proxy to nginx, $rounds rounds"
@@ -81,3 +82,19 @@ for round in $(seq 1 "$rounds"); do
     run_scenario "$scenario"
   done
 done
+
+# Medians per scenario, and the cost of the 1,000 rules relative to none (target: at most 10% of requests/s).
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = {}
+for name in dict.fromkeys(r[0] for r in rows):
+    rps = [float(r[1]) for r in rows if r[0] == name]
+    cpu = [float(r[2]) for r in rows if r[0] == name]
+    med[name] = (statistics.median(rps), statistics.median(cpu))
+    print(f"median {name:5} requests/s={med[name][0]:9.1f} gateway-cpu-us/request={med[name][1]:6.1f}  (n={len(rps)})")
+if "none" in med:
+    for name in ("miss", "hit"):
+        if name in med:
+            print(f"{name} vs none: requests/s {100 * (med[name][0] / med['none'][0] - 1):+.1f}%, cpu/request {100 * (med[name][1] / med['none'][1] - 1):+.1f}%")
+PY
