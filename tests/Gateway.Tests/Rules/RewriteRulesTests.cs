@@ -235,6 +235,27 @@ public sealed class RewriteRulesTests
     }
 
     [Fact]
+    public async Task Rewrite_CorruptGzipFromTheOrigin_IsABadGateway_NotACrash()
+    {
+        var garbage = Encoding.ASCII.GetBytes("this is not gzip at all, world");
+        await using var backend = await TestBackend.StartAsync(c =>
+        {
+            c.Response.ContentType = "text/html";
+            c.Response.Headers.ContentEncoding = "gzip";
+            c.Response.ContentLength = garbage.Length;
+            return c.Response.Body.WriteAsync(garbage).AsTask();
+        });
+        await using var gw = await GatewayHost.StartAsync(RulesConfig.Reverse(backend, NoScripts()));
+        using var client = gw.CreateClient();
+        using var response = await client.GetAsync("/page");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        // The gateway keeps serving; a path no rule rewrites passes the bytes through untouched.
+        using var again = await client.GetAsync("/other");
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(garbage, await again.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
     public async Task Rewrite_UnknownContentCoding_LeavesTheBodyAlone()
     {
         var bytes = Encoding.UTF8.GetBytes("not really zstd: world");
