@@ -47,6 +47,25 @@ internal sealed class RuleStore : IDisposable
 
     public DateTimeOffset? LastRejectedAt { get; private set; }
 
+    /// <summary>
+    /// For the CONNECT tunnel (an opaque byte stream the rules cannot see into): the Drop rule that matches
+    /// <c>CONNECT host:port</c>, evaluated as the URL <c>https://host:port/</c> with method CONNECT, or null. A match is
+    /// counted. Seam for the tunnel code (not wired by the rules capability itself).
+    /// </summary>
+    public DropRule? MatchConnect(string host, int port)
+    {
+        if (!Uri.TryCreate($"https://{host}:{port}/", UriKind.Absolute, out var url))
+        {
+            return null;
+        }
+        var drop = Current.Evaluate(new RequestFacts("CONNECT", url, new HeaderDictionary()))?.Drop;
+        if (drop is not null)
+        {
+            RulesTelemetry.Count(drop);
+        }
+        return drop;
+    }
+
     private RuleCounter Counter(RulePolicy policy, string id) => _counters.GetOrAdd((policy, id), _ => new RuleCounter());
 
     private void SafeReload()

@@ -108,6 +108,22 @@ public sealed class RuleEngineTests
     }
 
     [Fact]
+    public void MatchConnect_FindsHostDropRules_ForTheTunnel()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Rules:Drop:ads:Match:Host"] = "*.ads.example",
+            ["Gateway:Rules:Drop:page:Match:Host"] = "www.example",
+            ["Gateway:Rules:Drop:page:Match:Path"] = "/ads/*",
+        }).Build();
+        using var store = new RuleStore(config, Microsoft.Extensions.Logging.Abstractions.NullLogger<RuleStore>.Instance, TimeProvider.System);
+        Assert.Equal("ads", store.MatchConnect("x.ads.example", 443)!.Id);
+        Assert.Null(store.MatchConnect("www.example", 443)); // a path condition cannot hold for a tunnel
+        Assert.Null(store.MatchConnect("safe.example", 443));
+        Assert.Equal(1, store.Current.Rules.Single(r => r.Id == "ads").Counter.Matches);
+    }
+
+    [Fact]
     public void Evaluate_AppliesAllConditions_AndTheFirstRuleByOrderWins()
     {
         var set = Build(
