@@ -227,7 +227,7 @@ public static class IcapParser
         {
             if ((b < 0x20 && b != (byte)'\t') || b == 0x7f) IcapThrow.Reject(IcapRejectionReason.InvalidHeaderLine, line);
         }
-        headers.Add(Encoding.Latin1.GetString(name), Encoding.Latin1.GetString(value));
+        headers.Add(KnownHeaderNames.Get(name), Encoding.Latin1.GetString(value));
     }
 
     private static void ParseRequestLine(ReadOnlySpan<byte> line, out IcapMethod method, out string uri)
@@ -397,4 +397,29 @@ public static class IcapParser
     private static ReadOnlySpan<byte> Head(in ReadOnlySequence<byte> s) => s.FirstSpan.Length > 64 ? s.FirstSpan[..64] : s.FirstSpan;
 
     internal static string ToInvariant(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>Interned strings for the header names seen on nearly every message (exact-case match, else a new string).</summary>
+internal static class KnownHeaderNames
+{
+    private static readonly string[] s_names =
+    [
+        "Host", "Allow", "Preview", "Encapsulated", "Connection", "ISTag", "X-Client-IP", "Date", "Server", "Via",
+        "Content-Length", "Content-Type", "Content-Encoding", "Transfer-Encoding", "Cache-Control", "Last-Modified",
+        "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Cookie", "Set-Cookie", "Expires", "ETag",
+        "Location", "Authorization", "Referer", "Pragma", "Age", "Vary", "Methods", "Service", "Options-TTL",
+        "Max-Connections", "Transfer-Preview", "Transfer-Ignore", "Transfer-Complete", "X-Forwarded-For",
+    ];
+
+    private static readonly byte[][] s_bytes = s_names.Select(Encoding.ASCII.GetBytes).ToArray();
+
+    public static string Get(ReadOnlySpan<byte> name)
+    {
+        for (var i = 0; i < s_bytes.Length; i++)
+        {
+            var known = s_bytes[i];
+            if (known.Length == name.Length && known[0] == name[0] && name.SequenceEqual(known)) return s_names[i];
+        }
+        return Encoding.Latin1.GetString(name);
+    }
 }

@@ -113,13 +113,16 @@ internal sealed class IcapBodyStream : Stream
 
     private async ValueTask FillReplayAsync(int max, CancellationToken cancellationToken)
     {
-        _replay ??= new byte[Math.Min(Math.Max(max, 1), 16 * 1024)];
+        _replay ??= ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(max, 1), 16 * 1024));
         while (_replayLength < max)
         {
             if (_replayLength == _replay.Length)
             {
                 if (_replay.Length >= MaxReplayBytes) IcapThrow.Reject(IcapRejectionReason.InvalidPreview, "preview larger than 1 MiB");
-                Array.Resize(ref _replay, Math.Min(_replay.Length * 2, MaxReplayBytes));
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(_replay.Length * 2, MaxReplayBytes));
+                _replay.AsSpan(0, _replayLength).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(_replay);
+                _replay = bigger;
             }
             var room = Math.Min(_replay.Length, max) - _replayLength;
             var n = await ReadDecodedAsync(_replay.AsMemory(_replayLength, room), allowContinue: false, cancellationToken);
@@ -156,24 +159,39 @@ internal sealed class IcapBodyStream : Stream
         }
     }
 
-    /// <summary>Copies the rest of the body, re-chunked, to <paramref name="output"/> without an intermediate buffer.</summary>
+    /// <summary>
+    /// Copies the rest of the body, re-chunked, to <paramref name="output"/> without an intermediate buffer. Flushes only
+    /// before waiting for more input or after 64 KiB, so a body that is already buffered leaves in one write.
+    /// </summary>
     public async ValueTask CopyChunkedToAsync(PipeWriter output, CancellationToken cancellationToken)
     {
+        const long FlushThreshold = 64 * 1024;
         _readStarted = true;
+        long unflushed = 0;
+        var mustWait = false; // after an incomplete element, TryRead would return the same bytes again
         if (_replayOffset < _replayLength)
         {
             IcapWriter.WriteChunk(output, _replay.AsSpan(_replayOffset, _replayLength - _replayOffset));
+            unflushed += _replayLength - _replayOffset;
             _replayOffset = _replayLength;
         }
         while (true)
         {
             if (_atPreviewEnd) await SendContinueAsync(cancellationToken);
             if (_completed) return;
-            var result = await _connection.ReadBodyAsync(cancellationToken);
+            ReadResult result = default;
+            if (mustWait || !_connection.Input.TryRead(out result))
+            {
+                if (unflushed > 0)
+                {
+                    await _connection.FlushAsync(cancellationToken);
+                    unflushed = 0;
+                }
+                result = await _connection.ReadBodyAsync(cancellationToken);
+            }
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var needMore = false;
-            var wrote = false;
             try
             {
                 while (true)
@@ -184,7 +202,7 @@ internal sealed class IcapBodyStream : Stream
                         IcapWriter.WriteChunkHeader(output, data.Length);
                         foreach (var segment in data) output.Write(segment.Span);
                         IcapWriter.WriteChunkEnd(output);
-                        wrote = true;
+                        unflushed += data.Length;
                         continue;
                     }
                     if (status == IcapChunkedReadStatus.Completed) OnLastChunk();
@@ -196,8 +214,13 @@ internal sealed class IcapBodyStream : Stream
             {
                 _connection.Input.AdvanceTo(reader.Position, needMore ? buffer.End : reader.Position);
             }
-            if (wrote) await _connection.FlushAsync(cancellationToken);
+            if (unflushed >= FlushThreshold)
+            {
+                await _connection.FlushAsync(cancellationToken);
+                unflushed = 0;
+            }
             if (needMore && result.IsCompleted) IcapThrow.Reject(IcapRejectionReason.UnexpectedEndOfMessage);
+            mustWait = needMore;
         }
     }
 
@@ -239,6 +262,15 @@ internal sealed class IcapBodyStream : Stream
             if (copied > 0) return copied;
             if (needMore && result.IsCompleted) IcapThrow.Reject(IcapRejectionReason.UnexpectedEndOfMessage);
         }
+    }
+
+    /// <summary>Returns the preview buffer to the pool once the request is over.</summary>
+    public void Release()
+    {
+        if (_replay is null) return;
+        ArrayPool<byte>.Shared.Return(_replay);
+        _replay = null;
+        _replayLength = _replayOffset = 0;
     }
 
     private void OnLastChunk()

@@ -24,6 +24,11 @@ public sealed class IcapRequestContext
         ClientEndPoint = remote;
         RequestAborted = aborted;
         Query = GetQuery(request.Uri);
+        // Read once: the properties below are consulted several times per request.
+        PreviewSize = request.Preview;
+        Allows204 = request.Allows204;
+        Allows206 = request.Allows206;
+        IsPreview = request.Encapsulated.HasBody && PreviewSize is not null;
     }
 
     public IcapService Service { get; }
@@ -56,17 +61,17 @@ public sealed class IcapRequestContext
     public bool HasBody => Request.Encapsulated.HasBody;
 
     /// <summary>The client sent a preview (<c>Preview: n</c>) and the body is not null.</summary>
-    public bool IsPreview => HasBody && Request.Preview is not null;
+    public bool IsPreview { get; }
 
     /// <summary>The preview size the client announced, or null.</summary>
-    public int? PreviewSize => Request.Preview;
+    public int? PreviewSize { get; }
 
     /// <summary>The preview ended with <c>ieof</c>: it holds the whole body. Known once the preview has been read.</summary>
     public bool PreviewIeof => _body.Ieof;
 
-    public bool Allows204 => Request.Allows204;
+    public bool Allows204 { get; }
 
-    public bool Allows206 => Request.Allows206;
+    public bool Allows206 { get; }
 
     /// <summary>204 may be sent now: the client sent <c>Allow: 204</c>, or the preview is not over (no 100 Continue sent).</summary>
     public bool CanRespondNoContent => Allows204 || (IsPreview && !_body.ContinueSent);
@@ -92,10 +97,11 @@ public sealed class IcapRequestContext
 
     /// <summary>
     /// Reads up to <paramref name="maxBytes"/> of the body without going past the preview (no 100 Continue). The bytes
-    /// remain at the start of <see cref="Body"/>. With no preview, reads the first bytes of the body.
+    /// remain at the start of <see cref="Body"/>. With no preview, reads the first bytes of the body. The memory is
+    /// pooled: valid until the request has been answered.
     /// </summary>
     public ValueTask<ReadOnlyMemory<byte>> ReadPreviewAsync(int? maxBytes = null, CancellationToken cancellationToken = default)
-        => _body.ReadPreviewAsync(maxBytes ?? Request.Preview ?? Service.Declaration.PreviewSize ?? 4096, cancellationToken);
+        => _body.ReadPreviewAsync(maxBytes ?? PreviewSize ?? Service.Declaration.PreviewSize ?? 4096, cancellationToken);
 
     /// <summary>204: the client uses its original message. Only where <see cref="CanRespondNoContent"/>.</summary>
     public ValueTask RespondNoContentAsync(CancellationToken cancellationToken = default)
@@ -134,6 +140,14 @@ public sealed class IcapRequestContext
     {
         MarkResponded();
         return _connection.WriteResponseAsync(this, 200, null, head, body, default, null, cancellationToken);
+    }
+
+    /// <summary>200 with only a body (no HTTP head), for a request that encapsulated only a body.</summary>
+    public ValueTask RespondBodyAsync(Stream body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        MarkResponded();
+        return _connection.WriteResponseAsync(this, 200, null, null, body, default, null, cancellationToken);
     }
 
     /// <summary>200 with an HTTP response built here, e.g. a 403 block page; Content-Length is set from <paramref name="body"/>.</summary>

@@ -16,7 +16,7 @@ namespace Gateway.Icap.Server;
 /// </summary>
 internal sealed class IcapServerConnection
 {
-    private static readonly TimeSpan LingerTime = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan LingerTime = TimeSpan.FromMilliseconds(100);
 
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
@@ -106,6 +106,7 @@ internal sealed class IcapServerConnection
         ResponseStarted = false;
         _closeAfterResponse = head.ConnectionClose || _closeRequested;
         IcapService? service = null;
+        IcapBodyStream? body = null;
         try
         {
             HttpRequestHead? httpRequest;
@@ -135,7 +136,7 @@ internal sealed class IcapServerConnection
                 return false;
             }
 
-            var body = new IcapBodyStream(this, head);
+            body = new IcapBodyStream(this, head);
             service = _services.Find(serviceName);
             if (service is null)
             {
@@ -191,6 +192,7 @@ internal sealed class IcapServerConnection
         }
         finally
         {
+            body?.Release();
             var elapsed = _time.GetElapsedTime(started).TotalSeconds;
             IcapServerMetrics.RecordRequest(service?.Name ?? "", method, status, elapsed);
             activity?.SetTag("icap.status_code", status);
@@ -391,6 +393,9 @@ internal sealed class IcapServerConnection
 
     private IcapHeaders CommonHeaders(IcapService? service, IcapHeaders? extra, bool close)
     {
+        // A graceful shutdown that arrived during the request closes the connection after this answer.
+        _closeAfterResponse |= _closeRequested;
+        close |= _closeAfterResponse;
         var headers = new IcapHeaders(8);
         if (service is not null) headers.Add("ISTag", service.IsTag);
         headers.Add("Date", HttpDate.Now(_time));
@@ -406,6 +411,8 @@ internal sealed class IcapServerConnection
     internal async ValueTask WriteErrorAsync(int status, string? reason, bool close, IcapService? service, IcapHeaders? extra,
         CancellationToken cancellationToken)
     {
+        // Every error answer ends the connection (as c-icap does): some clients (c-icap-client) wait for the close.
+        _closeAfterResponse = true;
         ResponseStarted = true;
         var head = new IcapResponseHead(status, reason ?? IcapRejection.GetReasonPhrase(status), CommonHeaders(service, extra, close || _closeAfterResponse),
             IcapEncapsulated.NullBody);
@@ -500,6 +507,7 @@ internal sealed class IcapServerConnection
         if (d.TransferComplete.Count > 0) headers.Add("Transfer-Complete", string.Join(", ", d.TransferComplete));
         headers.Add("Date", HttpDate.Now(_time));
         headers.Add("Server", _options.ServerName);
+        _closeAfterResponse |= _closeRequested;
         if (_closeAfterResponse) headers.Add("Connection", "close");
         IcapWriter.WriteResponseHead(_output, new IcapResponseHead(200, "OK", headers, IcapEncapsulated.NullBody));
         return FlushAsync(cancellationToken);

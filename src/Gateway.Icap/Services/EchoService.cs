@@ -49,9 +49,12 @@ public sealed class EchoService : IcapService
         {
             await context.RespondAsync(request, body, cancellationToken);
         }
+        else if (body is not null)
+        {
+            await context.RespondBodyAsync(body, cancellationToken);
+        }
         else if (context.CanRespondNoContent)
         {
-            // Nothing to echo a head for (a body without its HTTP head): the original message is the answer.
             await context.RespondNoContentAsync(cancellationToken);
         }
         else
