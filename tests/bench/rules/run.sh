@@ -65,6 +65,9 @@ run_scenario() {
   before="$(cpu_ticks "$gw")"
   out="$(wrk -t2 -c32 -d"${duration}s" "http://127.0.0.1:$proxy/bench/item")"
   after="$(cpu_ticks "$gw")"
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+    echo "bench: $scenario: errors during the run:"; echo "$out"; exit 1
+  fi
   rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   requests="$(awk '/requests in/ {print $1}' <<<"$out")"
   local cpu_us
@@ -87,7 +90,9 @@ for round in $(seq 1 "$rounds"); do
 done
 
 # Medians per scenario, and the cost of the 1,000 rules relative to none (target: at most 10% of requests/s).
-python3 - "$work/results" <<'PY'
+mkdir -p "$repo/tests/bench/results"
+summary="$repo/tests/bench/results/rules-$(date -u +%Y%m%dT%H%M%SZ).txt"
+python3 - "$work/results" <<'PY' | tee "$summary"
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
@@ -101,3 +106,4 @@ if "none" in med:
         if name in med:
             print(f"{name} vs none: requests/s {100 * (med[name][0] / med['none'][0] - 1):+.1f}%, cpu/request {100 * (med[name][1] / med['none'][1] - 1):+.1f}%")
 PY
+echo "(kept in $summary)"
