@@ -10,6 +10,7 @@ internal static class CommandLine
     {
         ["healthcheck"] = HealthCheckCommand.RunAsync,
         ["cache"] = Caching.CacheCommand.RunAsync,
+        ["rules"] = Gateway.Rules.RulesCommand.RunAsync,
     };
 
     public static void Register(string name, Func<string[], Task<int>> command) => s_commands[name] = command;
