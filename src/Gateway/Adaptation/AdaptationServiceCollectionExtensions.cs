@@ -19,6 +19,8 @@ internal static class AdaptationServiceCollectionExtensions
         services.AddSingleton<IResponseStage, RespmodStage>();
         services.AddSingleton<IReadinessCheck, IcapReadinessCheck>();
         services.AddSingleton<IAdminHandler, IcapAdminHandler>();
+        // Registered before the cache's TryAdd default ("don't check"), so this one wins.
+        services.AddSingleton<Gateway.Caching.IAdaptationTagSource, IcapAdaptationTagSource>();
         return services;
     }
 }
