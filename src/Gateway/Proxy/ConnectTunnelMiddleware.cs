@@ -9,6 +9,12 @@ using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Proxy;
 
+/// <summary>A policy that may refuse a CONNECT target (e.g. the Drop rules); returns the reason, or null to allow.</summary>
+public interface IConnectFilter
+{
+    string? Deny(string host, int port);
+}
+
 /// <summary>
 /// CONNECT tunnels, in Kestrel connection middleware on the proxy listener (Kestrel parses CONNECT but cannot tunnel it).
 /// Peeks the first bytes of a connection: anything but <c>CONNECT </c> is handed to HTTP untouched; a CONNECT head is
@@ -21,13 +27,15 @@ internal sealed partial class ConnectTunnelMiddleware
     private static ReadOnlySpan<byte> HeadEnd => "\r\n\r\n"u8;
 
     private readonly ForwardProxySettings _settings;
+    private readonly IConnectFilter[] _filters;
     private readonly ViaHeader _via;
     private readonly ILogger _logger;
     private readonly ILogger _accessLog;
 
-    public ConnectTunnelMiddleware(ForwardProxySettings settings, ViaHeader via, ILoggerFactory loggers)
+    public ConnectTunnelMiddleware(ForwardProxySettings settings, ViaHeader via, ILoggerFactory loggers, IEnumerable<IConnectFilter> filters)
     {
         _settings = settings;
+        _filters = filters.ToArray();
         _via = via;
         _logger = loggers.CreateLogger("Gateway.Proxy.Connect");
         _accessLog = loggers.CreateLogger("Gateway.AccessLog");
@@ -176,6 +184,16 @@ internal sealed partial class ConnectTunnelMiddleware
                 GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "connect_port_denied"));
                 await RespondAndCloseAsync(transport, closed, 403, "Forbidden", $"CONNECT to port {head.Port} is not allowed");
                 return;
+            }
+            foreach (var filter in _filters)
+            {
+                if (filter.Deny(head.Host, head.Port) is { } reason)
+                {
+                    status = 403;
+                    GatewayTelemetry.ProxyErrors.Add(1, new KeyValuePair<string, object?>("kind", "connect_denied_by_rule"));
+                    await RespondAndCloseAsync(transport, closed, 403, "Forbidden", reason);
+                    return;
+                }
             }
             if (head.HasOurVia(_via))
             {

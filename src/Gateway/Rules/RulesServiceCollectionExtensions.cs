@@ -15,6 +15,7 @@ internal static class RulesServiceCollectionExtensions
         Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
         services.AddSingleton<IGatewayConfigValidator, RulesConfigValidator>();
         services.AddSingleton<RuleStore>();
+        services.AddSingleton<IConnectFilter, RulesConnectFilter>();
         services.AddSingleton<IProxyPipelineStage, RulesStage>();
         services.AddSingleton<IResponseStage, RewriteResponseStage>();
         services.AddSingleton<IAdminHandler, RulesAdminHandler>();

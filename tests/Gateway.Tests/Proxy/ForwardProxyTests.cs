@@ -212,6 +212,19 @@ public sealed class ForwardProxyTests
     }
 
     [Fact]
+    public async Task Connect_ToAHostMatchingADropRule_Gets403()
+    {
+        await using var gw = await GatewayHost.StartAsync(ForwardConfig(new()
+        {
+            ["Gateway:ForwardProxy:ConnectPorts:0"] = "443",
+            ["Gateway:Rules:Drop:trackers:Match:Host"] = "*.tracker.example",
+        }));
+        var (status, body) = await RawConnectAsync(gw, "ads.tracker.example:443");
+        Assert.StartsWith("HTTP/1.1 403", status);
+        Assert.Contains("blocked by rule 'trackers'", body);
+    }
+
+    [Fact]
     public async Task Connect_FromClientNotAllowed_Gets403()
     {
         await using var gw = await GatewayHost.StartAsync(ForwardConfig(new() { ["Gateway:ForwardProxy:AllowedClients:0"] = "192.0.2.0/24" }));
