@@ -2,7 +2,7 @@ using Gateway.Configuration;
 
 namespace Gateway.Caching;
 
-/// <summary><c>Gateway:Cache</c>: the disk-persisted HTTP cache (RFC 9111). Every key is documented in docs/cache.md.</summary>
+/// <summary><c>Gateway:Cache</c>: the disk-persisted HTTP cache (RFC 9111). Every key is documented in the README (Disk cache → Settings).</summary>
 public sealed class CacheOptions
 {
     public const string Section = "Gateway:Cache";

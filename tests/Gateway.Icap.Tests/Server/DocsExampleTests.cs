@@ -3,7 +3,7 @@ using Gateway.Icap.Server;
 
 namespace Gateway.Icap.Tests.Server;
 
-/// <summary>The "writing a service" example of docs/icap.md, compiled and exercised.</summary>
+/// <summary>The "writing a service" example of the README's ICAP section, compiled and exercised.</summary>
 public sealed class DocsExampleTests
 {
     private sealed class NoExeService : IcapService
