@@ -132,21 +132,25 @@ public sealed class CIcapServer : IAsyncDisposable
         throw new InvalidOperationException("c-icap did not start listening in time");
     }
 
-    /// <summary>libclamav reads signatures from its compiled-in database directory (/var/lib/clamav); the test signature goes there.</summary>
+    /// <summary>
+    /// libclamav reads signatures from its compiled-in database directory (/var/lib/clamav); the test signature goes
+    /// there. It is the one of ../shared/peers/clamav-test-signature.ndb: a body containing the ASCII text
+    /// ICAPPEERTESTMARKER (hex below) is "infected" as IcapPeerTest.Marker. Written here so the tests need no file
+    /// from outside the repository.
+    /// </summary>
+    internal const string TestSignature = "IcapPeerTest.Marker:0:*:4943415050454552544553544d41524b4552\n";
+
     private static void InstallTestSignature()
     {
-        var source = FindSharedSignature();
-        var target = "/var/lib/clamav/gateway-interop-test.ndb";
-        if (!File.Exists(target) || File.ReadAllText(target) != File.ReadAllText(source)) File.Copy(source, target, overwrite: true);
-    }
-
-    private static string FindSharedSignature()
-    {
-        foreach (var candidate in new[] { "/work/shared/peers/clamav-test-signature.ndb", Path.Combine(AppContext.BaseDirectory, "clamav-test-signature.ndb") })
+        const string target = "/var/lib/clamav/gateway-interop-test.ndb";
+        if (!Directory.Exists("/var/lib/clamav"))
         {
-            if (File.Exists(candidate)) return candidate;
+            throw new InvalidOperationException("/var/lib/clamav not found: install the Debian package 'clamav' (apt-get install clamav libc-icap-mod-virus-scan)");
         }
-        throw new InvalidOperationException("clamav-test-signature.ndb not found (../shared/peers)");
+        if (!File.Exists(target) || File.ReadAllText(target) != TestSignature)
+        {
+            File.WriteAllText(target, TestSignature);
+        }
     }
 
     public static int FreePort()
