@@ -143,7 +143,7 @@ public sealed class CIcapServer : IAsyncDisposable
     private static void InstallTestSignature()
     {
         const string target = "/var/lib/clamav/gateway-interop-test.ndb";
-        if (!Directory.Exists("/var/lib/clamav"))
+        if (!System.IO.Directory.Exists("/var/lib/clamav"))
         {
             throw new InvalidOperationException("/var/lib/clamav not found: install the Debian package 'clamav' (apt-get install clamav libc-icap-mod-virus-scan)");
         }
