@@ -63,8 +63,8 @@ start_gateway() { # $1 = RESPMOD service URI or empty
       "ReverseProxy__Routes__all__ClusterId=b" "ReverseProxy__Routes__all__Match__Path={**catch-all}" \
       "ReverseProxy__Clusters__b__Destinations__d1__Address=http://127.0.0.1:$NGX/" "${extra[@]}" \
       dotnet "$DLL" --contentRoot "$WORK/gw" > "$WORK/gw.log" 2>&1 &
-  GW_PID=$!; PIDS+=($GW_PID)
-  for i in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
+  GW_PID=$!; PIDS+=("$GW_PID")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
 }
 stop_gateway() { kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; }
 

@@ -98,7 +98,8 @@ start_gateway() {
       dotnet "$WORK/gw-bin/Gateway.dll" >>"$WORK/logs/gateway.out" 2>&1 ) &
   GW_PID=$!
   PIDS+=("$GW_PID")
-  local start=$(date +%s%N)
+  local start
+  start=$(date +%s%N)
   until curl -fs "http://127.0.0.1:$GW_ADMIN/readyz" >/dev/null 2>&1; do sleep 0.02; done
   READY_MS=$(( ($(date +%s%N) - start) / 1000000 ))
 }
@@ -135,7 +136,7 @@ done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== cache-hit throughput: wrk -t$THREADS -c$CONNS -d$DURATION, $REPEAT runs each, alternating"
 for obj in 1k.bin 1m.bin; do
-  for i in $(seq "$REPEAT"); do
+  for _ in $(seq "$REPEAT"); do
     run_wrk "nginx-$obj" "http://127.0.0.1:$NGINX_PORT/$obj"
     run_wrk "gateway-$obj" "http://127.0.0.1:$GW_PORT/$obj"
   done

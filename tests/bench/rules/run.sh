@@ -80,7 +80,7 @@ run_scenario() {
 }
 
 echo "wrk -t2 -c32 -d${duration}s, GET /bench/item through the reverse proxy to nginx, $rounds rounds"
-for round in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
   order="${SCENARIOS:-none miss hit}"
   # Shuffled per round by default, so that drifting load on a shared machine does not favour one position.
   if [ "${SHUFFLE:-1}" = 1 ]; then order="$(printf '%s\n' $order | shuf | tr '\n' ' ')"; fi
