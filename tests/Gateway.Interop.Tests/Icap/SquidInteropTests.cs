@@ -78,7 +78,16 @@ public sealed class SquidInteropTests : IClassFixture<SquidInteropTests.Environm
         var payload = OriginServer.Bytes(size + 1)[..size];
         using var content = new ByteArrayContent(payload);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        using var response = await _env.Client.PostAsync($"http://127.0.0.1:{_env.Origin.Port}/echo?size={size.ToString(CultureInfo.InvariantCulture)}", content);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _env.Client.PostAsync($"http://127.0.0.1:{_env.Origin.Port}/echo?size={size.ToString(CultureInfo.InvariantCulture)}", content);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new Xunit.Sdk.XunitException($"POST {size} through squid failed: {ex.Message}\n--- squid cache.log ---\n{_env.Squid!.CacheLog}\n--- icap.log ---\n{_env.Squid.IcapLog}");
+        }
+        using var _ = response;
         var body = await response.Content.ReadAsByteArrayAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}\n{_env.Squid!.CacheLog}");
         Assert.True(payload.AsSpan().SequenceEqual(body), $"POST {size}: body differs ({body.Length} bytes)");
