@@ -19,14 +19,14 @@ internal sealed class ReqmodStage : IProxyPipelineStage
 
     public int Order => ProxyStageOrder.Reqmod;
 
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var chain = _caller.ResolveChain(context, IcapMethod.Reqmod);
-        if (chain.Count == 0)
-        {
-            await next(context);
-            return;
-        }
+        return chain.Count == 0 ? next(context) : AdaptAsync(context, next, chain);
+    }
+
+    private async Task AdaptAsync(HttpContext context, RequestDelegate next, IReadOnlyList<string> chain)
+    {
 
         var request = context.Request;
         var feature = context.Features.Get<GatewayRequestFeature>();

@@ -15,10 +15,21 @@ public enum ProxyMode
 /// </summary>
 public sealed class GatewayRequestFeature
 {
+    private Uri? _targetUri;
+    private readonly HttpRequest? _request;
+
     public GatewayRequestFeature(ProxyMode mode, Uri targetUri)
     {
         Mode = mode;
-        TargetUri = targetUri;
+        _targetUri = targetUri;
+    }
+
+    /// <summary>Reverse mode: the target URL is built from the request only when a stage asks for it (the hot path
+    /// of a plain pass-through never does).</summary>
+    internal GatewayRequestFeature(HttpRequest request)
+    {
+        Mode = ProxyMode.Reverse;
+        _request = request;
     }
 
     public ProxyMode Mode { get; }
@@ -27,7 +38,19 @@ public sealed class GatewayRequestFeature
     /// The absolute URL the client asked for: the request target itself in forward mode, or
     /// <c>scheme://host/path?query</c> of the incoming request in reverse mode. Request rewrites may replace it.
     /// </summary>
-    public Uri TargetUri { get; set; }
+    public Uri TargetUri
+    {
+        get => _targetUri ??= FromRequest(_request!);
+        set => _targetUri = value;
+    }
+
+    private static Uri FromRequest(HttpRequest request)
+    {
+        var host = request.Host.HasValue ? request.Host.Value : "localhost";
+        var url = string.Concat(request.Scheme, "://", host, request.PathBase.ToUriComponent(), request.Path.ToUriComponent(), request.QueryString.ToUriComponent());
+        // Kestrel has already validated the Host header and the path, so this only fails on pathological input.
+        return Uri.TryCreate(url, UriKind.Absolute, out var uri) ? uri : new Uri(string.Concat(request.Scheme, "://localhost/"));
+    }
 
     /// <summary>Where the request was sent (for the access log); set by the forwarding step.</summary>
     public string? Upstream { get; set; }

@@ -18,11 +18,15 @@ internal static class HeaderPolicy
 
     public static void PrepareRequest(HttpContext context, HttpRequestMessage proxyRequest, ViaHeader via)
     {
+        var incoming = context.Request.Headers;
         foreach (var name in s_proxyHeaders)
         {
-            proxyRequest.Headers.Remove(name);
+            if (incoming.ContainsKey(name))
+            {
+                proxyRequest.Headers.Remove(name);
+            }
         }
-        foreach (var connection in context.Request.Headers.Connection)
+        foreach (var connection in incoming.Connection)
         {
             if (connection is null)
             {
@@ -39,11 +43,7 @@ internal static class HeaderPolicy
                 }
             }
         }
-        proxyRequest.Headers.Remove(HeaderNames.Via);
-        foreach (var v in context.Request.Headers.Via)
-        {
-            proxyRequest.Headers.TryAddWithoutValidation(HeaderNames.Via, v);
-        }
+        // YARP copied the client's Via already; ours goes last.
         proxyRequest.Headers.TryAddWithoutValidation(HeaderNames.Via, via.Value);
     }
 

@@ -49,15 +49,7 @@ internal static class ProxyGate
             }
             else
             {
-                var request = context.Request;
-                var host = request.Host.HasValue ? request.Host.Value : "localhost";
-                var url = string.Concat(request.Scheme, "://", host, request.PathBase.ToUriComponent(), request.Path.ToUriComponent(), request.QueryString.ToUriComponent());
-                if (!Uri.TryCreate(url, UriKind.Absolute, out var target))
-                {
-                    return ProxyErrors.WriteAsync(context, StatusCodes.Status400BadRequest, "bad_target",
-                        "400 Bad Request: the request URL is not valid", logger);
-                }
-                context.Features.Set(new GatewayRequestFeature(ProxyMode.Reverse, target));
+                context.Features.Set(new GatewayRequestFeature(context.Request));
             }
             return next(context);
         });
