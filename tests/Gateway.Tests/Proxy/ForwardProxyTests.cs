@@ -122,17 +122,7 @@ public sealed class ForwardProxyTests
         using var echo = new TcpListener(IPAddress.Loopback, 0);
         echo.Start();
         var echoPort = ((IPEndPoint)echo.LocalEndpoint).Port;
-        var echoTask = Task.Run(async () =>
-        {
-            using var s = await echo.AcceptSocketAsync();
-            var buf = new byte[8192];
-            int n;
-            while ((n = await s.ReceiveAsync(buf)) > 0)
-            {
-                await s.SendAsync(buf.AsMemory(0, n));
-            }
-            s.Shutdown(SocketShutdown.Send);
-        });
+        var echoTask = EchoOnceAsync(echo);
         await using var gw = await GatewayHost.StartAsync(ForwardConfig(new() { ["Gateway:ForwardProxy:ConnectPorts:0"] = echoPort.ToString() }));
 
         using var tcp = new TcpClient();
@@ -163,16 +153,7 @@ public sealed class ForwardProxyTests
         using var echo = new TcpListener(IPAddress.Loopback, 0);
         echo.Start();
         var echoPort = ((IPEndPoint)echo.LocalEndpoint).Port;
-        var echoTask = Task.Run(async () =>
-        {
-            using var s = await echo.AcceptSocketAsync();
-            var buf = new byte[8192];
-            int n;
-            while ((n = await s.ReceiveAsync(buf)) > 0)
-            {
-                await s.SendAsync(buf.AsMemory(0, n));
-            }
-        });
+        var echoTask = EchoOnceAsync(echo);
         await using var gw = await GatewayHost.StartAsync(ForwardConfig(new() { ["Gateway:ForwardProxy:ConnectPorts:0"] = echoPort.ToString() }));
 
         using var tcp = new TcpClient();
@@ -274,6 +255,19 @@ public sealed class ForwardProxyTests
         var text = Encoding.UTF8.GetString(ms.ToArray());
         var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
         return (text[..text.IndexOf("\r\n", StringComparison.Ordinal)], split >= 0 ? text[(split + 4)..] : "");
+    }
+
+    /// <summary>A plain TCP echo peer: accepts one connection, sends back what it reads, half-closes at the end.</summary>
+    private static async Task EchoOnceAsync(TcpListener listener)
+    {
+        using var s = await listener.AcceptSocketAsync();
+        var buf = new byte[8192];
+        int n;
+        while ((n = await s.ReceiveAsync(buf)) > 0)
+        {
+            await s.SendAsync(buf.AsMemory(0, n));
+        }
+        s.Shutdown(SocketShutdown.Send);
     }
 
     private static async Task<string> ReadHeadAsync(NetworkStream stream)
